@@ -1,0 +1,87 @@
+// Ingester: files, folders and uploaded bytes -> parsed, chunked documents in
+// the Store, originals kept in the BlobStore. Synchronous (the durable worker
+// comes later). Safe to call from several threads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/config.h"
+#include "base/status.h"
+#include "ingest/chunker.h"
+#include "store/blob_store.h"
+#include "store/store.h"
+
+namespace xnai::ingest {
+
+struct FileOutcome {
+  enum class Kind { kAdded, kUpdated, kUnchanged, kSkipped };
+  Kind kind = Kind::kSkipped;
+  std::string source;   // absolute path or "upload:NAME"
+  std::string reason;   // why skipped
+  int64_t document_id = 0;
+  int64_t chunks = 0;
+  int64_t bytes = 0;
+};
+
+struct IngestSummary {
+  int64_t files = 0;      // files considered
+  int64_t added = 0;
+  int64_t updated = 0;
+  int64_t unchanged = 0;
+  int64_t skipped = 0;
+  int64_t chunks = 0;     // chunks written
+  int64_t bytes = 0;      // bytes of files read
+  std::vector<FileOutcome> skipped_files;
+};
+
+// Called after each file: (files done, files total, outcome).
+using ProgressFn = std::function<void(int64_t, int64_t, const FileOutcome&)>;
+
+struct IngestOptions {
+  std::string collection = "default";
+  std::vector<std::string> include;  // fnmatch globs on the path relative to the given root
+  std::vector<std::string> exclude;
+  ChunkOptions chunking;
+  int64_t max_file_bytes = 64ll << 20;
+};
+
+IngestOptions IngestOptionsFromConfig(const IngestConfig& config, std::string collection);
+
+class Ingester {
+ public:
+  Ingester(store::Store& store, store::BlobStore& blobs) : store_(store), blobs_(blobs) {}
+
+  // Ingests files and folders (recursively; hidden files and folders skipped).
+  // Per-file problems (unsupported, too large, corrupt, vanished) are skipped
+  // with a reason and do not stop the run; store failures (disk full, locked)
+  // do, and are returned. A path that does not exist is NotFound.
+  Result<IngestSummary> IngestPaths(const std::vector<std::filesystem::path>& paths,
+                                    const IngestOptions& options,
+                                    const ProgressFn& progress = nullptr);
+
+  // Ingests bytes received over the API. `filename` drives type detection
+  // (with the content); source is "upload:" + filename unless given.
+  // Unsupported/Unprocessable/TooLarge are returned as errors here.
+  Result<FileOutcome> IngestBytes(const IngestOptions& options, const std::string& filename,
+                                  std::string_view bytes, const std::string& title = "",
+                                  const std::string& source = "");
+
+ private:
+  Result<FileOutcome> IngestOne(const IngestOptions& options, const std::string& source,
+                                const std::string& filename, std::string_view bytes,
+                                const std::string& title);
+  store::Store& store_;
+  store::BlobStore& blobs_;
+};
+
+// Resolves `requested` (from an API caller) to a canonical path that lies
+// inside one of `allowed_roots`, following symlinks, so "..", symlinks and
+// absolute paths cannot escape. InvalidArgument when outside or no roots.
+Result<std::filesystem::path> ResolveAllowedPath(const std::string& requested,
+                                                 const std::vector<std::string>& allowed_roots);
+
+}  // namespace xnai::ingest

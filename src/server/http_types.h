@@ -1,0 +1,55 @@
+// Native request/response types seen by route handlers. Boost.Beast stays
+// inside http_server.cc; handlers never see it. JSON bodies are parsed into
+// native structs in the handler that owns the route (the HTTP edge).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace xnai::server {
+
+struct Request {
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // raw request target, e.g. "/api/search?q=x"
+  std::string path;                            // percent-decoded path without the query
+  std::multimap<std::string, std::string> query;  // percent-decoded query parameters
+  std::map<std::string, std::string> path_params; // from "{name}" segments of the route
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string body;
+  std::string remote_address;
+  std::string request_id;
+
+  // First value of a query parameter, if present.
+  std::optional<std::string> Query(const std::string& name) const;
+  // Header value or "" (name lowercase).
+  std::string Header(const std::string& name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+// {"error": {"message": ..., "type": ..., "code": ...}} with the status code.
+// `type` is e.g. "invalid_request_error", "not_found_error"; code a short
+// machine string ("collection_not_found", "body_too_large").
+Response ErrorResponse(int status, const std::string& message, const std::string& type,
+                       const std::string& code);
+// Maps a Status to the right HTTP status and error body.
+Response ErrorResponse(const Status& status);
+// 200 (or `status`) with a JSON body.
+Response JsonResponse(const nlohmann::json& body, int status = 200);
+// The HTTP status for a Status code (InvalidArgument -> 400, NotFound -> 404, ...).
+int HttpStatusFor(Status::Code code);
+
+}  // namespace xnai::server

@@ -1,0 +1,34 @@
+// BlobStore: original files kept content-addressed under DIR/ab/abcdef...
+// (the SHA-256 of the bytes). Writes are atomic (temp file + rename), so a
+// crash never leaves a partial blob under its final name.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace xnai::store {
+
+class BlobStore {
+ public:
+  // Creates `dir` if needed.
+  static Result<BlobStore> Open(const std::filesystem::path& dir);
+
+  // Stores the bytes (no-op if already present). Returns the sha256 hex.
+  // Disk full -> ResourceExhausted, and nothing is left behind.
+  Result<std::string> Put(std::string_view bytes);
+  bool Has(const std::string& sha256) const;
+  Result<std::string> Read(const std::string& sha256) const;  // NotFound
+  std::filesystem::path PathFor(const std::string& sha256) const;
+  Status Remove(const std::string& sha256);  // missing is OK
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  explicit BlobStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  std::filesystem::path dir_;
+};
+
+}  // namespace xnai::store
