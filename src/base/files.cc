@@ -67,10 +67,12 @@ Result<std::string> ReadFileToString(const std::filesystem::path& path, int64_t 
 }
 
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data) {
-  std::string tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." +
-                    std::to_string(reinterpret_cast<uintptr_t>(&data) & 0xffff);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return StatusFromErrno(errno, "create '" + tmp + "'");
+  // mkstemp gives every writer its own temporary name, so concurrent writers
+  // of one path never share a temporary file.
+  std::string tmp = path.string() + ".tmp.XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return StatusFromErrno(errno, "create temporary file for '" + path.string() + "'");
+  ::fchmod(fd, 0644);
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);

@@ -32,6 +32,8 @@ class Status {
 
   Status() = default;  // OK
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  // So that XNAI_RETURN_IF_ERROR works in functions returning Status or Result<T>.
+  Status(tl::unexpected<Status> error) : Status(std::move(error.value())) {}  // NOLINT
 
   static Status Ok() { return Status(); }
   static Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
@@ -77,9 +79,10 @@ inline tl::unexpected<Status> Err(Status status) { return tl::unexpected<Status>
 
 }  // namespace xnai
 
-// Propagates a non-OK Status from an expression returning Status.
-#define XNAI_RETURN_IF_ERROR(expr)                  \
-  do {                                              \
-    ::xnai::Status xnai_status_ = (expr);           \
-    if (!xnai_status_.ok()) return xnai_status_;    \
+// Propagates a non-OK Status from an expression returning Status; usable in
+// functions returning Status or Result<T>.
+#define XNAI_RETURN_IF_ERROR(expr)                                      \
+  do {                                                                  \
+    ::xnai::Status xnai_status_ = (expr);                               \
+    if (!xnai_status_.ok()) return ::xnai::Err(std::move(xnai_status_)); \
   } while (0)

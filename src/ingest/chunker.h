@@ -19,6 +19,7 @@ struct ChunkOptions {
 // char_begin and char_end (code points) and is non-empty; token_count is a
 // word-based estimate. No chunk exceeds target_chars + overlap_chars except a
 // single word longer than that.
-std::vector<store::ChunkInput> ChunkDocument(const ParsedDocument& doc, const ChunkOptions& options);
+std::vector<store::ChunkInput> ChunkDocument(const ParsedDocument& doc,
+                                             const ChunkOptions& options);
 
 }  // namespace xnai::ingest

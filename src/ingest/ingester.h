@@ -20,21 +20,21 @@ namespace xnai::ingest {
 struct FileOutcome {
   enum class Kind { kAdded, kUpdated, kUnchanged, kSkipped };
   Kind kind = Kind::kSkipped;
-  std::string source;   // absolute path or "upload:NAME"
-  std::string reason;   // why skipped
+  std::string source;  // absolute path or "upload:NAME"
+  std::string reason;  // why skipped
   int64_t document_id = 0;
   int64_t chunks = 0;
   int64_t bytes = 0;
 };
 
 struct IngestSummary {
-  int64_t files = 0;      // files considered
+  int64_t files = 0;  // files considered
   int64_t added = 0;
   int64_t updated = 0;
   int64_t unchanged = 0;
   int64_t skipped = 0;
-  int64_t chunks = 0;     // chunks written
-  int64_t bytes = 0;      // bytes of files read
+  int64_t chunks = 0;  // chunks written
+  int64_t bytes = 0;   // bytes of files read
   std::vector<FileOutcome> skipped_files;
 };
 
@@ -47,6 +47,10 @@ struct IngestOptions {
   std::vector<std::string> exclude;
   ChunkOptions chunking;
   int64_t max_file_bytes = 64ll << 20;
+  // A symlinked file inside a walked folder whose target lies outside that
+  // folder is skipped unless this is set: a folder handed to the server must
+  // not become a way to read /etc through a link planted in it.
+  bool follow_symlinks_outside = false;
 };
 
 IngestOptions IngestOptionsFromConfig(const IngestConfig& config, std::string collection);
@@ -58,7 +62,13 @@ class Ingester {
   // Ingests files and folders (recursively; hidden files and folders skipped).
   // Per-file problems (unsupported, too large, corrupt, vanished) are skipped
   // with a reason and do not stop the run; store failures (disk full, locked)
-  // do, and are returned. A path that does not exist is NotFound.
+  // do, and are returned. A path that does not exist is NotFound (checked for
+  // every path before anything is written). include/exclude apply to files
+  // found inside folders (matched against the path relative to the folder and
+  // against the file name; exclude wins; an excluded folder is not entered);
+  // files named directly are always considered. Files are processed in sorted
+  // order; a file reached twice is ingested once. Symlinked folders are not
+  // entered. `source` of each document is the file's canonical absolute path.
   Result<IngestSummary> IngestPaths(const std::vector<std::filesystem::path>& paths,
                                     const IngestOptions& options,
                                     const ProgressFn& progress = nullptr);
@@ -74,6 +84,11 @@ class Ingester {
   Result<FileOutcome> IngestOne(const IngestOptions& options, const std::string& source,
                                 const std::string& filename, std::string_view bytes,
                                 const std::string& title);
+  // IngestOne, telling the caller whether a failure came from the Store or
+  // BlobStore (stops a folder run) rather than from the file (skips it).
+  Result<FileOutcome> IngestOneClassified(const IngestOptions& options, const std::string& source,
+                                          const std::string& filename, std::string_view bytes,
+                                          const std::string& title, bool* store_failure);
   store::Store& store_;
   store::BlobStore& blobs_;
 };

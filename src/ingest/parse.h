@@ -29,9 +29,9 @@ struct Block {
 };
 
 struct ParsedDocument {
-  std::string title;             // from <title>, the first heading, PDF metadata, or ""
-  std::string text;              // valid UTF-8, blocks separated by "\n\n", no control chars but \n
-  std::vector<Block> blocks;     // in order, non-overlapping, covering every non-blank text span
+  std::string title;          // from <title>, the first heading, PDF metadata, or ""
+  std::string text;           // valid UTF-8, blocks separated by "\n\n", no control chars but \n
+  std::vector<Block> blocks;  // in order, non-overlapping, covering every non-blank text span
   std::string media_type;
 };
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,12 +18,12 @@
 namespace xnai::server {
 
 struct Request {
-  std::string method;                          // "GET", "POST", ...
-  std::string target;                          // raw request target, e.g. "/api/search?q=x"
-  std::string path;                            // percent-decoded path without the query
-  std::multimap<std::string, std::string> query;  // percent-decoded query parameters
-  std::map<std::string, std::string> path_params; // from "{name}" segments of the route
-  std::map<std::string, std::string> headers;  // names lowercased
+  std::string method;                              // "GET", "POST", ...
+  std::string target;                              // raw request target, e.g. "/api/search?q=x"
+  std::string path;                                // percent-decoded path without the query
+  std::multimap<std::string, std::string> query;   // percent-decoded query parameters
+  std::map<std::string, std::string> path_params;  // from "{name}" segments of the route
+  std::map<std::string, std::string> headers;      // names lowercased
   std::string body;
   std::string remote_address;
   std::string request_id;
@@ -51,5 +52,13 @@ Response ErrorResponse(const Status& status);
 Response JsonResponse(const nlohmann::json& body, int status = 200);
 // The HTTP status for a Status code (InvalidArgument -> 400, NotFound -> 404, ...).
 int HttpStatusFor(Status::Code code);
+// The OpenAI-style error `type` for an HTTP status ("invalid_request_error",
+// "authentication_error", "not_found_error", "server_error", ...).
+std::string ErrorTypeFor(int http_status);
+
+// Decodes %XX escapes (and '+' as a space when `plus_as_space`, as in query
+// strings). Returns nullopt for a malformed escape ("%zz", a trailing "%")
+// or an escaped NUL byte, which no path or parameter may contain.
+std::optional<std::string> PercentDecode(std::string_view text, bool plus_as_space);
 
 }  // namespace xnai::server

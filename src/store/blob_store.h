@@ -1,6 +1,9 @@
 // BlobStore: original files kept content-addressed under DIR/ab/abcdef...
 // (the SHA-256 of the bytes). Writes are atomic (temp file + rename), so a
 // crash never leaves a partial blob under its final name.
+//
+// Thread safety: all methods may be called concurrently (each Put writes a
+// temporary file and renames it into place; same name means same bytes).
 #pragma once
 
 #include <filesystem>
@@ -20,7 +23,11 @@ class BlobStore {
   // Disk full -> ResourceExhausted, and nothing is left behind.
   Result<std::string> Put(std::string_view bytes);
   bool Has(const std::string& sha256) const;
+  // NotFound if absent; Corruption if the file no longer hashes to its name;
+  // InvalidArgument if `sha256` is not 64 lowercase hex digits.
   Result<std::string> Read(const std::string& sha256) const;  // NotFound
+  // DIR/ab/abcdef...; an empty path when `sha256` is not 64 lowercase hex
+  // digits (so a hostile name can never point outside DIR).
   std::filesystem::path PathFor(const std::string& sha256) const;
   Status Remove(const std::string& sha256);  // missing is OK
 

@@ -124,21 +124,27 @@ class Store {
 
   // Inserts or replaces the document (collection, source) with its chunks in
   // one transaction. Same sha256 as stored -> kUnchanged and nothing written.
+  // NotFound for an unknown collection; InvalidArgument for an empty source
+  // or sha256. Chunk ordinals are the positions in input.chunks.
   virtual Result<PutResult> PutDocument(const DocumentInput& input) = 0;
+  // nullopt when the collection has no such source; NotFound for an unknown
+  // collection.
   virtual Result<std::optional<Document>> FindDocument(const std::string& collection,
                                                        const std::string& source) = 0;
   virtual Result<Document> GetDocument(int64_t id) = 0;  // NotFound
-  // Newest first. collection empty = all. NotFound for an unknown collection.
+  // Newest first (by updated_at). collection empty = all. NotFound for an
+  // unknown collection; InvalidArgument for limit < 1 or offset < 0.
   virtual Result<std::vector<Document>> ListDocuments(const std::optional<std::string>& collection,
-                                                     int limit, int offset) = 0;
-  virtual Result<std::vector<Chunk>> GetChunks(int64_t document_id) = 0;
+                                                      int limit, int offset) = 0;
+  virtual Result<std::vector<Chunk>> GetChunks(int64_t document_id) = 0;  // by ordinal; NotFound
   // Returns the deleted document (its sha256 tells which blob may be dropped).
   virtual Result<Document> DeleteDocument(int64_t id) = 0;
   // How many documents (in any collection) reference this blob.
   virtual Result<int64_t> CountDocumentsWithSha(const std::string& sha256) = 0;
 
-  // BM25-ranked chunks. NotFound for an unknown collection; InvalidArgument
-  // for an expression FTS5 rejects (callers build it with index::BuildFtsQuery).
+  // BM25-ranked chunks, best first, at most k. NotFound for an unknown
+  // collection; InvalidArgument for k outside [1, 10000] or an expression
+  // FTS5 rejects (callers build it with index::BuildFtsQuery).
   virtual Result<std::vector<SearchHit>> SearchChunks(const SearchQuery& query) = 0;
 
   virtual Result<StoreStats> Stats() = 0;

@@ -1,0 +1,86 @@
+// xnai search QUERY [--collection NAME] [-k N] [--json]
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "index/lexical.h"
+
+namespace xnai::cli {
+namespace {
+
+struct SearchCliOptions {
+  std::string query;
+  std::string collection;
+  int k = 0;  // 0 = search.default_k
+  bool json = false;
+};
+
+int RunSearch(const GlobalOptions& global, const SearchCliOptions& options) {
+  auto config = LoadConfig(global);
+  if (!config) return Fail(config.error());
+  if (options.query.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Fail(Status::InvalidArgument("the query must not be empty"));
+  }
+  int k = options.k == 0 ? config->search.default_k : options.k;
+  if (k < 1 || k > config->search.max_k) {
+    return Fail(Status::InvalidArgument("-k must be between 1 and " +
+                                        std::to_string(config->search.max_k)));
+  }
+  if (!std::filesystem::exists(std::filesystem::path(config->data.dir) / "xnai.db")) {
+    return Fail(Status::NotFound("no data in '" + config->data.dir +
+                                 "' yet: add documents with 'xnai ingest PATH'"));
+  }
+  auto opened = OpenDataDir(*config);
+  if (!opened) return Fail(opened.error());
+  index::LexicalQuery query;
+  query.text = options.query;
+  query.k = k;
+  if (!options.collection.empty()) query.collection = options.collection;
+  auto hits = index::LexicalSearch(*opened->store, query);
+  if (!hits) return Fail(hits.error());
+
+  if (options.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& h : *hits) {
+      out.push_back({{"chunk_id", h.chunk_id}, {"document_id", h.document_id},
+                     {"collection", h.collection}, {"source", h.source}, {"title", h.title},
+                     {"section", h.section}, {"page", h.page}, {"text", h.text},
+                     {"snippet", index::SnippetToPlain(h.snippet)}, {"score", h.score}});
+    }
+    std::printf("%s\n", nlohmann::json({{"hits", out}}).dump(2).c_str());
+    return kExitOk;
+  }
+  if (hits->empty()) {
+    std::printf("no results\n");
+    return kExitOk;
+  }
+  const bool tty = isatty(STDOUT_FILENO);
+  int rank = 1;
+  for (const auto& h : *hits) {
+    std::string where = h.source;
+    if (!h.section.empty()) where += " § " + h.section;
+    if (h.page > 0) where += " (page " + std::to_string(h.page) + ")";
+    std::printf("%d. %s  [%.2f]\n   %s\n   %s\n\n", rank++,
+                h.title.empty() ? "(untitled)" : h.title.c_str(), h.score, where.c_str(),
+                (tty ? index::SnippetToAnsi(h.snippet) : index::SnippetToPlain(h.snippet)).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddSearchCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
+  auto options = std::make_shared<SearchCliOptions>();
+  CLI::App* cmd = app.add_subcommand("search", "Search the ingested documents (BM25)");
+  cmd->add_option("query", options->query, "What to look for")->required();
+  cmd->add_option("--collection,-c", options->collection, "Only this collection");
+  cmd->add_option("-k", options->k, "Number of results (default search.default_k)");
+  cmd->add_flag("--json", options->json, "Print hits as JSON");
+  cmd->callback([&global, &exit_code, options] { exit_code = RunSearch(global, *options); });
+}
+
+}  // namespace xnai::cli

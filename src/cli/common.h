@@ -1,0 +1,59 @@
+// Shared pieces of the subcommands: global options, config loading, exit codes.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/config.h"
+#include "base/status.h"
+#include "store/blob_store.h"
+#include "store/store.h"
+
+namespace CLI {
+class App;
+}
+
+namespace xnai::cli {
+
+// Exit codes of every subcommand.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntimeError = 1;
+inline constexpr int kExitUsageError = 2;
+
+// Options every subcommand accepts.
+struct GlobalOptions {
+  std::string data_dir;                // --data DIR (overrides data.dir)
+  std::string config_file;             // --config FILE
+  std::vector<std::string> overrides;  // --set section.key=value
+  std::string log_level;               // --log-level
+};
+
+void AddGlobalOptions(CLI::App& app, GlobalOptions& options);
+
+// Defaults -> --config FILE (or ./xnai.toml when present) -> XNAI_* env ->
+// flags. `extra` are flag-level overrides ("server.listen" -> value) applied
+// last. Validates the result and configures logging.
+Result<Config> LoadConfig(const GlobalOptions& options,
+                          const std::vector<std::pair<std::string, std::string>>& extra = {});
+
+// Prints "xnai: <message>" to stderr and returns the exit code for the Status
+// (InvalidArgument -> usage error 2, anything else -> runtime error 1).
+int Fail(const Status& status);
+
+// The data directory's store and blob store, created on first use.
+struct OpenedStore {
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::BlobStore> blobs;
+  bool created = false;  // the database did not exist before
+};
+Result<OpenedStore> OpenDataDir(const Config& config);
+
+// Subcommand registration (one file each).
+void AddServeCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+void AddIngestCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+void AddSearchCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+void AddConfigCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+void AddVersionCommand(CLI::App& app, int& exit_code);
+
+}  // namespace xnai::cli

@@ -1,0 +1,16 @@
+#include "server/app.h"
+
+#include "server/routes/routes.h"
+
+namespace xnai::server {
+
+const char* Version() { return "0.1.0"; }
+
+void BuildRouter(Router& router, AppContext& app) {
+  routes::AddHealthRoutes(router, app);
+  routes::AddCollectionRoutes(router, app);
+  routes::AddDocumentRoutes(router, app);
+  routes::AddSearchRoutes(router, app);
+}
+
+}  // namespace xnai::server

@@ -1,0 +1,36 @@
+// The xnai application on top of the HTTP server: what `xnai serve` runs.
+// AppContext holds the services the routes use; BuildRouter registers every
+// route. Services are owned by the caller (the serve command).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+#include "base/config.h"
+#include "ingest/ingester.h"
+#include "obs/metrics.h"
+#include "server/router.h"
+#include "store/blob_store.h"
+#include "store/store.h"
+
+namespace xnai::server {
+
+struct AppContext {
+  const Config* config = nullptr;
+  obs::Registry* metrics = nullptr;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // Set (once) when the store is open; until then /ready is 503 and the
+  // routes that need the store answer 503 too.
+  std::atomic<store::Store*> store{nullptr};
+  std::atomic<store::BlobStore*> blobs{nullptr};
+  std::atomic<ingest::Ingester*> ingester{nullptr};
+};
+
+// Registers /health, /ready, /metrics, /openapi.json and the /api routes.
+void BuildRouter(Router& router, AppContext& app);
+
+// The version string shown by /health and `xnai version`.
+const char* Version();
+
+}  // namespace xnai::server

@@ -1,0 +1,36 @@
+// Liveness, readiness, metrics and the API description.
+#include <chrono>
+
+#include "server/routes/routes.h"
+
+namespace xnai::server::routes {
+
+void AddHealthRoutes(Router& router, AppContext& app) {
+  router.Add({"GET", "/health", "Liveness: status, version and uptime"}, [&app](Request&) {
+    double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - app.started)
+                        .count();
+    return JsonResponse({{"status", "ok"},
+                         {"version", Version()},
+                         {"uptime_seconds", uptime},
+                         {"ready", app.store.load() != nullptr}});
+  });
+
+  router.Add({"GET", "/ready", "Readiness: 200 once the store is open, 503 before"},
+             [&app](Request&) {
+               if (app.store.load() == nullptr) return NotReady();
+               return JsonResponse({{"status", "ready"}});
+             });
+
+  router.Add({"GET", "/metrics", "Prometheus metrics (text exposition format)"},
+             [&app](Request&) {
+               Response r;
+               r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+               r.body = app.metrics->RenderPrometheus();
+               return r;
+             });
+
+  router.Add({"GET", "/openapi.json", "This API description (OpenAPI 3)"},
+             [&router](Request&) { return JsonResponse(router.OpenApi("xnai", Version())); });
+}
+
+}  // namespace xnai::server::routes
