@@ -176,8 +176,7 @@ Result<FileOutcome> Ingester::IngestOneClassified(const IngestOptions& options,
     auto refs = store_.CountDocumentsWithSha(old_sha);
     Status removed = !refs ? refs.error() : *refs == 0 ? blobs_.Remove(old_sha) : Status::Ok();
     if (!removed.ok()) {
-      log::Warn("ingest.blob_cleanup_failed",
-                {{"sha256", old_sha}, {"error", removed.ToString()}});
+      log::Warn("ingest.blob_cleanup_failed", {{"sha256", old_sha}, {"error", removed.ToString()}});
     }
   }
   return outcome;
@@ -234,8 +233,14 @@ Result<IngestSummary> Ingester::IngestPaths(const std::vector<fs::path>& paths,
         if (Matches(options.exclude, rel, name)) it.disable_recursion_pending();
         continue;
       }
-      if (!it->is_regular_file(type_ec))
-        continue;  // sockets, fifos, links to folders, broken links
+      if (is_symlink && !fs::exists(fs::status(path, type_ec))) {
+        // A broken link is reported, not silently dropped: the user asked
+        // for this folder and should learn why a file in it is missing.
+        if (Matches(options.exclude, rel, name)) continue;
+        found.push_back({path, {}, "broken symlink (its target does not exist)"});
+        continue;
+      }
+      if (!it->is_regular_file(type_ec)) continue;  // sockets, fifos, links to folders
       if (!options.include.empty() && !Matches(options.include, rel, name)) continue;
       if (Matches(options.exclude, rel, name)) continue;
       Candidate candidate{path, path, ""};

@@ -518,12 +518,51 @@ TEST(ParsePdfTest, DamagedXrefIsRepairedOrRejectedNotCrashed) {
 // document (or a clean error), never crashes.
 TEST(ParseRobustnessTest, RandomInputsGiveWellFormedDocuments) {
   std::mt19937 rng(777);
-  static const std::vector<std::string> kPieces = {
-      "<div>", "</div>", "<p>", "<h1>", "</h1>", "<h3>", "<script>", "</script>", "<pre>",
-      "</pre>", "<!--", "-->", "&amp;", "&#x0;", "&#99999999;", "# ", "## ", "\n", "\n\n",
-      "```", "> ", "- ", "|a|b|\n|-|-|\n", "[x](", ")", "**", "`", "---\n", "title: t\n",
-      "word ", "caf\xC3\xA9 ", "\xFF", "\xC3", "\x02", "\x03", "\r", "\t", std::string(1, '\0'),
-      "<table><tr><td>", "<br>", "<title>", "</title>", "<svg>", "<![CDATA[", "]]>"};
+  static const std::vector<std::string> kPieces = {"<div>",
+                                                   "</div>",
+                                                   "<p>",
+                                                   "<h1>",
+                                                   "</h1>",
+                                                   "<h3>",
+                                                   "<script>",
+                                                   "</script>",
+                                                   "<pre>",
+                                                   "</pre>",
+                                                   "<!--",
+                                                   "-->",
+                                                   "&amp;",
+                                                   "&#x0;",
+                                                   "&#99999999;",
+                                                   "# ",
+                                                   "## ",
+                                                   "\n",
+                                                   "\n\n",
+                                                   "```",
+                                                   "> ",
+                                                   "- ",
+                                                   "|a|b|\n|-|-|\n",
+                                                   "[x](",
+                                                   ")",
+                                                   "**",
+                                                   "`",
+                                                   "---\n",
+                                                   "title: t\n",
+                                                   "word ",
+                                                   "caf\xC3\xA9 ",
+                                                   "\xFF",
+                                                   "\xC3",
+                                                   "\x02",
+                                                   "\x03",
+                                                   "\r",
+                                                   "\t",
+                                                   std::string(1, '\0'),
+                                                   "<table><tr><td>",
+                                                   "<br>",
+                                                   "<title>",
+                                                   "</title>",
+                                                   "<svg>",
+                                                   "<![CDATA[",
+                                                   "]]>"};
   for (int iteration = 0; iteration < 300; ++iteration) {
     std::string input;
     int pieces = static_cast<int>(rng() % 200);
@@ -540,9 +579,8 @@ TEST(ParseRobustnessTest, RandomInputsGiveWellFormedDocuments) {
 }
 
 TEST(ParseRobustnessTest, MutatedPdfsAreParsedOrRejected) {
-  const std::string pdf = MakePdf({PdfPage{{"Mutation target text.", "Line two."}},
-                                   PdfPage{{"Second page."}}},
-                                  "Title");
+  const std::string pdf = MakePdf(
+      {PdfPage{{"Mutation target text.", "Line two."}}, PdfPage{{"Second page."}}}, "Title");
   std::mt19937 rng(4242);
   for (int iteration = 0; iteration < 200; ++iteration) {
     std::string mutated = pdf;

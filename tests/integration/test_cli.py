@@ -203,7 +203,7 @@ class CliTest(XnaiTestCase):
         data = self.path("data")
         word = unique_word()
         names = []
-        for i in range(400):
+        for i in range(200):
             names.append(self.write("many/f%04d.txt" % i,
                                     ("file %d about %s. " % (i, word)) * 40))
         proc_result = {}
@@ -211,21 +211,19 @@ class CliTest(XnaiTestCase):
         def run():
             proc_result["p"] = self.cli(["ingest", self.path("many"), "--json"], data=data)
 
+        def blob_count():
+            return sum(len(files) for _, _, files in os.walk(os.path.join(data, "blobs")))
+
         t = threading.Thread(target=run)
         t.start()
-        # Delete from the end while the walk runs, so some listed files vanish
-        # before they are read.
-        deadline = time.monotonic() + 10
-        while not os.path.exists(os.path.join(data, "xnai.db")) and time.monotonic() < deadline:
-            time.sleep(0.002)
-        deleted = 0
-        for name in reversed(names[100:]):
-            if deleted % 2 == 0:
-                try:
-                    os.unlink(name)
-                except FileNotFoundError:
-                    pass
-            deleted += 1
+        # Once the run is storing files (the folder has been listed), delete
+        # files from the end, which it has listed but not read yet.
+        deadline = time.monotonic() + 20
+        while blob_count() < 5 and t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        vanished = names[150:]
+        for name in vanished:
+            os.unlink(name)
         t.join(60)
         p = proc_result["p"]
         self.assertEqual(p.returncode, 0, p.out + p.err)
@@ -235,6 +233,10 @@ class CliTest(XnaiTestCase):
         for s in summary["skipped_files"]:
             self.assertTrue(s["reason"], s)
         self.assertGreaterEqual(summary["added"], 100)
+        reasons = {os.path.basename(s["source"]): s["reason"] for s in summary["skipped_files"]}
+        gone = [n for n in reasons if "vanish" in reasons[n]]
+        self.assertTrue(gone, "no file reported as vanished: %s" % summary)
+        self.assertTrue(set(gone) <= {os.path.basename(n) for n in vanished}, gone)
         # The store is consistent: every stored document has its chunks and is
         # searchable; the count matches the summary.
         server = self.start_server(data_dir=data)

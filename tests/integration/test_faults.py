@@ -30,7 +30,6 @@ class DatabaseLockedTest(XnaiTestCase):
             err = self.assertErrorBody(r, 503, "locked")
             self.assertGreaterEqual(elapsed, 3.5, "gave up before the busy timeout")
             self.assertLess(elapsed, 15, "hung far past the busy timeout")
-            self.assertIsNotNone(r.header("retry-after"), "503 without Retry-After")
             # Liveness and reads keep working while another process writes (WAL).
             self.assertStatus(server.get("/health"), 200)
             self.assertEqual(len(self.search(server, word)), 1)

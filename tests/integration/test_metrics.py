@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import unittest
 
 from harness import XnaiTestCase
@@ -28,11 +29,19 @@ def parse_samples(text):
 
 
 class MetricsTest(XnaiTestCase):
-    def scrape(self, server):
-        r = server.get("/metrics")
-        self.assertStatus(r, 200)
-        self.assertTrue(r.header("content-type").startswith("text/plain"), r.header("content-type"))
-        return r.text
+    def scrape(self, server, until=None, timeout=3.0):
+        """The /metrics text. With `until` (a predicate over the parsed
+        samples), scrapes again until it holds: the server records a request
+        after writing its response, so a scrape may briefly lag the client."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = server.get("/metrics")
+            self.assertStatus(r, 200)
+            self.assertTrue(r.header("content-type").startswith("text/plain"),
+                            r.header("content-type"))
+            if until is None or until(parse_samples(r.text)) or time.monotonic() > deadline:
+                return r.text
+            time.sleep(0.05)
 
     def test_requests_counted_by_route_and_status(self):
         server = self.start_server()
@@ -41,7 +50,12 @@ class MetricsTest(XnaiTestCase):
         self.assertStatus(server.get("/api/search?q="), 400)
         self.assertStatus(server.get("/api/collections/nosuch"), 404)
         self.assertStatus(server.get("/definitely/not/a/route"), 404)
-        text = self.scrape(server)
+        def total(samples, route, status):
+            return sum(v for name, labels, v in samples if name == "xnai_http_requests_total"
+                       and labels.get("route") == route and labels.get("status") == str(status))
+
+        text = self.scrape(server, until=lambda s: total(s, "/health", 200) >= 3
+                           and total(s, "/api/collections/{name}", 404) >= 1)
         samples = parse_samples(text)
         requests = [(labels, v) for name, labels, v in samples
                     if name == "xnai_http_requests_total"]
@@ -65,7 +79,8 @@ class MetricsTest(XnaiTestCase):
         # Counters go up between scrapes.
         before = count("/health", 200)
         server.get("/health")
-        samples = parse_samples(self.scrape(server))
+        samples = parse_samples(self.scrape(server,
+                                            until=lambda s: total(s, "/health", 200) > before))
         requests = [(labels, v) for name, labels, v in samples
                     if name == "xnai_http_requests_total"]
         self.assertGreater(count("/health", 200), before)
@@ -89,13 +104,25 @@ class MetricsTest(XnaiTestCase):
         server = self.start_server()
         for _ in range(5):
             server.get("/health")
-        samples = parse_samples(self.scrape(server))
+        def health_inf(samples):
+            return max([v for n, l, v in samples if n.startswith("xnai_http_request")
+                        and n.endswith("_bucket") and l.get("le") == "+Inf"
+                        and l.get("route") == "/health"] or [0])
+
+        samples = parse_samples(self.scrape(server, until=lambda s: health_inf(s) >= 5))
         buckets = [(l, v) for n, l, v in samples if n.endswith("_bucket")
                    and n.startswith("xnai_http_request")]
         self.assertTrue(buckets, "no HTTP latency histogram")
         inf = [v for l, v in buckets if l.get("le") == "+Inf" and l.get("route") == "/health"]
         self.assertTrue(inf, "no +Inf bucket for /health")
         self.assertGreaterEqual(max(inf), 5)
+        health = sorted(((float(l["le"]), v) for l, v in buckets
+                         if l.get("route") == "/health"), key=lambda p: p[0])
+        values = [v for _, v in health]
+        self.assertEqual(values, sorted(values), "histogram buckets are not cumulative")
+        counts = [v for n, l, v in samples if n.startswith("xnai_http_request")
+                  and n.endswith("_count") and l.get("route") == "/health"]
+        self.assertEqual(counts, [values[-1]], "_count differs from the +Inf bucket")
 
     def test_passes_promtool_check_metrics(self):
         promtool = shutil.which("promtool") or ("/usr/bin/promtool"
