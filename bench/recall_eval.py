@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # keep the source tree clean of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xnai_proc  # noqa: E402
 
@@ -457,4 +458,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (xnai_proc.XnaiError, OSError) as e:
+        print(f"recall_eval: {e}", file=sys.stderr)
+        sys.exit(1)

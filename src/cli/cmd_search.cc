@@ -19,6 +19,22 @@ struct SearchCliOptions {
   bool json = false;
 };
 
+// One line per hit on the terminal: runs of whitespace become one space.
+std::string OneLine(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (char ch : text) {
+    if (ch == '\n' || ch == '\r' || ch == '\t' || ch == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += ch;
+  }
+  return out;
+}
+
 int RunSearch(const GlobalOptions& global, const SearchCliOptions& options) {
   auto config = LoadConfig(global);
   if (!config) return Fail(config.error());
@@ -66,7 +82,7 @@ int RunSearch(const GlobalOptions& global, const SearchCliOptions& options) {
     if (h.page > 0) where += " (page " + std::to_string(h.page) + ")";
     std::printf("%d. %s  [%.2f]\n   %s\n   %s\n\n", rank++,
                 h.title.empty() ? "(untitled)" : h.title.c_str(), h.score, where.c_str(),
-                (tty ? index::SnippetToAnsi(h.snippet) : index::SnippetToPlain(h.snippet)).c_str());
+                OneLine(tty ? index::SnippetToAnsi(h.snippet) : index::SnippetToPlain(h.snippet)).c_str());
   }
   return kExitOk;
 }

@@ -55,5 +55,6 @@ void AddIngestCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddSearchCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddConfigCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddVersionCommand(CLI::App& app, int& exit_code);
+void AddModelCommand(CLI::App& app, int& exit_code);
 
 }  // namespace xnai::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   AddIngestCommand(app, global, exit_code);
   AddSearchCommand(app, global, exit_code);
   AddConfigCommand(app, global, exit_code);
+  AddModelCommand(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);
