@@ -8,6 +8,7 @@
 
 #include "cli/common.h"
 #include "index/lexical.h"
+#include "server/routes/routes.h"
 
 namespace xnai::cli {
 namespace {
@@ -62,10 +63,7 @@ int RunSearch(const GlobalOptions& global, const SearchCliOptions& options) {
   if (options.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& h : *hits) {
-      out.push_back({{"chunk_id", h.chunk_id}, {"document_id", h.document_id},
-                     {"collection", h.collection}, {"source", h.source}, {"title", h.title},
-                     {"section", h.section}, {"page", h.page}, {"text", h.text},
-                     {"snippet", index::SnippetToPlain(h.snippet)}, {"score", h.score}});
+      out.push_back(server::routes::SearchHitJson(h, index::SnippetToPlain(h.snippet)));
     }
     std::printf("%s\n", nlohmann::json({{"hits", out}}).dump(2).c_str());
     return kExitOk;

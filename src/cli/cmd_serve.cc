@@ -1,4 +1,5 @@
 // xnai serve: the HTTP server over the data directory.
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -88,6 +89,10 @@ int RunServe(const GlobalOptions& global, const ServeOptions& options) {
   log::Info("server.start", {{"listen", config->server.listen}, {"port", port},
                              {"version", server::Version()}});
   http.Run();
+  // The drain is over; a second SIGTERM arriving during the last milliseconds
+  // of teardown must not turn a clean exit into death by signal.
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGINT, SIG_IGN);
   opener.join();
   // Routes may still hold pointers until Run returns; now it is safe to close.
   app.store = nullptr;

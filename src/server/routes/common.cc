@@ -36,6 +36,13 @@ nlohmann::json ChunkJson(const store::Chunk& c) {
           {"page", c.page}};
 }
 
+nlohmann::json SearchHitJson(const store::SearchHit& h, const std::string& snippet) {
+  return {{"chunk_id", h.chunk_id}, {"document_id", h.document_id}, {"collection", h.collection},
+          {"source", h.source},     {"title", h.title},             {"section", h.section},
+          {"page", h.page},         {"text", h.text},               {"snippet", snippet},
+          {"score", h.score}};
+}
+
 Result<nlohmann::json> ParseJsonObject(const Request& request) {
   nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) {

@@ -21,6 +21,8 @@ void AddSearchRoutes(Router& router, AppContext& app);
 nlohmann::json CollectionJson(const store::Collection& c);
 nlohmann::json DocumentJson(const store::Document& d);
 nlohmann::json ChunkJson(const store::Chunk& c);
+// A search hit; `snippet` already rendered (HTML for the API, plain for the CLI).
+nlohmann::json SearchHitJson(const store::SearchHit& hit, const std::string& snippet);
 
 // Parses a JSON object body; 400 "malformed JSON" / "body must be a JSON object".
 Result<nlohmann::json> ParseJsonObject(const Request& request);

@@ -36,16 +36,7 @@ void AddSearchRoutes(Router& router, AppContext& app) {
                if (!hits) return ErrorResponse(hits.error());
                nlohmann::json out = nlohmann::json::array();
                for (const auto& h : *hits) {
-                 out.push_back({{"chunk_id", h.chunk_id},
-                                {"document_id", h.document_id},
-                                {"collection", h.collection},
-                                {"source", h.source},
-                                {"title", h.title},
-                                {"section", h.section},
-                                {"page", h.page},
-                                {"text", h.text},
-                                {"snippet", index::SnippetToHtml(h.snippet)},
-                                {"score", h.score}});
+                 out.push_back(SearchHitJson(h, index::SnippetToHtml(h.snippet)));
                }
                return JsonResponse({{"hits", out}});
              });
