@@ -56,5 +56,6 @@ void AddSearchCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddConfigCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddVersionCommand(CLI::App& app, int& exit_code);
 void AddModelCommand(CLI::App& app, int& exit_code);
+void AddTokenizeCommands(CLI::App& app, int& exit_code);
 
 }  // namespace xnai::cli

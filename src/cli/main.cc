@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   AddSearchCommand(app, global, exit_code);
   AddConfigCommand(app, global, exit_code);
   AddModelCommand(app, exit_code);
+  AddTokenizeCommands(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);
