@@ -75,7 +75,7 @@ int RunDetokenize(const std::string& model, const std::string& ids_text) {
   if (!tokenizer) return Fail(tokenizer.error());
   for (int32_t id : *ids) {
     if (id >= (*tokenizer)->vocab_size()) {
-      return Fail(Status::InvalidArgument("token id " + std::to_string(id) +
+      return Fail(Status::Unprocessable("token id " + std::to_string(id) +
                                          " is out of range (vocabulary has " +
                                          std::to_string((*tokenizer)->vocab_size()) + " tokens)"));
     }

@@ -1,0 +1,106 @@
+"""The engine's command-line test surface: `xnai tokenize`, `detokenize` and
+`model info`, against the reference vocabularies and models in the shared
+testdata (XNAI_TESTDATA, else ../shared/testdata beside the repository)."""
+
+import json
+import os
+import subprocess
+import unittest
+
+from harness import find_binary
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TESTDATA = os.environ.get("XNAI_TESTDATA") or os.path.join(REPO, "..", "shared", "testdata")
+HAVE_TESTDATA = os.path.isdir(os.path.join(TESTDATA, "vocab"))
+SKIP_REASON = ("SKIPPED LOUDLY: reference testdata not found at %s (set XNAI_TESTDATA)"
+               % TESTDATA)
+
+
+def run(*args):
+    return subprocess.run([find_binary(), *args], capture_output=True, timeout=60)
+
+
+def vocab(name):
+    return os.path.join(TESTDATA, "vocab", "ggml-vocab-%s.gguf" % name)
+
+
+def cases(name):
+    """(text, expected ids) pairs from the .inp/.out files of a vocabulary."""
+    with open(vocab(name) + ".inp", encoding="utf-8", newline="") as f:
+        texts = f.read().split("\n__ggml_vocab_test__\n")
+    with open(vocab(name) + ".out", encoding="utf-8") as f:
+        ids = [[int(x) for x in line.split()] for line in f.read().split("\n")]
+    return list(zip(texts, ids))
+
+
+@unittest.skipUnless(HAVE_TESTDATA, SKIP_REASON)
+class TokenizeCliTest(unittest.TestCase):
+    def test_tokenize_matches_reference_ids(self):
+        for name in ("gpt-2", "llama-spm", "bert-bge", "gpt2-pre-qwen2"):
+            for text, expected in cases(name)[:12]:
+                if text.startswith("-"):
+                    continue  # covered below with "--"
+                r = run("tokenize", "--model", vocab(name), "--json", "--", text)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(json.loads(r.stdout), expected, (name, text))
+
+    def test_plain_output_and_leading_dash(self):
+        r = run("tokenize", "--model", vocab("gpt-2"), "--", "-x Hello")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(all(tok.isdigit() for tok in r.stdout.decode().split()))
+
+    def test_special_tokens_only_with_flag(self):
+        plain = json.loads(run("tokenize", "--model", vocab("gpt-2"), "--json",
+                               "Hi <|endoftext|>").stdout)
+        special = json.loads(run("tokenize", "--model", vocab("gpt-2"), "--json", "--special",
+                                 "Hi <|endoftext|>").stdout)
+        self.assertNotIn(50256, plain)
+        self.assertEqual(special[-1], 50256)
+
+    def test_detokenize_round_trip(self):
+        text = " Hello, wörld!\n\tTabs and  spaces"
+        ids = json.loads(run("tokenize", "--model", vocab("gpt-2"), "--json", "--", text).stdout)
+        r = run("detokenize", "--model", vocab("gpt-2"), ",".join(map(str, ids)))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.decode("utf-8"), text + "\n")
+
+    def test_bad_input_is_one_line_and_exit_code(self):
+        r = run("detokenize", "--model", vocab("gpt-2"), "99999999")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"out of range", r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1)
+        r = run("detokenize", "--model", vocab("gpt-2"), "1,x")
+        self.assertEqual(r.returncode, 2)
+        r = run("tokenize", "--model", "/etc/passwd", "x")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"not a GGUF file", r.stderr)
+        r = run("tokenize", "--model", "/nonexistent.gguf", "x")
+        self.assertEqual(r.returncode, 1)
+
+
+@unittest.skipUnless(HAVE_TESTDATA, SKIP_REASON)
+class ModelInfoCliTest(unittest.TestCase):
+    def test_json_describes_the_model(self):
+        path = os.path.join(TESTDATA, "models", "qwen3-s-q4_k_m.gguf")
+        r = run("model", "info", path, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        info = json.loads(r.stdout)
+        self.assertEqual(info["architecture"], "qwen3")
+        self.assertEqual(info["file_bytes"], os.path.getsize(path))
+        self.assertGreater(info["parameters"], 1_000_000)
+        types = {t["type"] for t in info["tensor_types"]}
+        self.assertTrue({"Q4_K", "Q6_K", "F32"} <= types, types)
+        self.assertAlmostEqual(sum(t["share"] for t in info["tensor_types"]), 1.0, places=6)
+        self.assertEqual(info["vocabulary"], "gpt2")
+        self.assertFalse(info["chat_template"])
+
+    def test_text_output_and_errors(self):
+        r = run("model", "info", os.path.join(TESTDATA, "models", "llama-s-f32.gguf"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"architecture   llama", r.stdout)
+        r = run("model", "info", "/etc/hostname")
+        self.assertEqual(r.returncode, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
