@@ -1,0 +1,461 @@
+// The decoder forward pass shared by the llama family of architectures. The
+// three supported architectures differ only in a few switches (the
+// architecture table below); the pass reads top to bottom like the math, and
+// every buffer is labelled with its shape.
+#include "engine/model.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <optional>
+#include <string_view>
+
+#include "base/files.h"
+#include "engine/quants.h"
+#include "engine/tensor_types.h"
+
+namespace xnai::engine {
+
+namespace {
+
+// What distinguishes one architecture of the family from another.
+struct ArchSpec {
+  std::string_view name;
+  ops::RopeStyle rope_style;
+  bool qkv_bias;  // attn_q/k/v.bias present
+  bool qk_norm;   // attn_q_norm / attn_k_norm present
+};
+
+constexpr ArchSpec kArchitectures[] = {
+    {"llama", ops::RopeStyle::kNormal, false, false},
+    {"qwen2", ops::RopeStyle::kNeox, true, false},
+    {"qwen3", ops::RopeStyle::kNeox, false, true},
+};
+
+// Hyperparameters above these are not a real model but a hostile or broken
+// file; refusing them keeps buffer sizes far from overflow.
+constexpr int64_t kMaxDim = 1 << 20;
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxVocab = 1 << 24;
+constexpr int64_t kMaxContext = 1 << 24;
+
+Result<int64_t> ReadDim(const gguf::GgufFile& file, const std::string& key, int64_t limit,
+                        std::optional<int64_t> fallback) {
+  if (!file.HasMetadata(key) && fallback.has_value()) return *fallback;
+  Result<uint64_t> value = file.GetUint(key);
+  if (!value) return Err(value.error());
+  if (*value == 0 || *value > static_cast<uint64_t>(limit)) {
+    return Err(Status::Corruption("metadata key '" + key + "' = " + std::to_string(*value) +
+                                  " is out of range [1, " + std::to_string(limit) + "]"));
+  }
+  return static_cast<int64_t>(*value);
+}
+
+std::string Shape(std::initializer_list<int64_t> dims) {
+  std::string out = "[";
+  for (int64_t dim : dims) {
+    if (out.size() > 1) out += ", ";
+    out += std::to_string(dim);
+  }
+  return out + "]";
+}
+
+// The tensor `name`, checked to have exactly `dims` (ggml order) and a type
+// the engine supports.
+Result<const gguf::TensorInfo*> FindChecked(const gguf::GgufFile& file, const std::string& name,
+                                            std::initializer_list<int64_t> dims) {
+  Result<const gguf::TensorInfo*> found = file.GetTensor(name);
+  if (!found) return Err(found.error());
+  const gguf::TensorInfo& info = **found;
+  bool same = info.n_dims == static_cast<int>(dims.size());
+  int dim_idx = 0;
+  for (int64_t dim : dims) {
+    if (!same) break;
+    same = info.dims[dim_idx++] == dim;
+  }
+  if (!same) {
+    return Err(Status::Corruption("tensor '" + name + "' has shape " + info.ShapeString() +
+                                  ", expected " + Shape(dims)));
+  }
+  Status supported = CheckSupportedType(info.type);
+  if (!supported.ok()) return Err(supported.WithContext("tensor '" + name + "'"));
+  return &info;
+}
+
+// A 2-D weight of `rows` rows of `cols` elements, used in place.
+Result<ops::MatrixView> LoadMatrix(const gguf::GgufFile& file, const std::string& name,
+                                   int64_t cols, int64_t rows) {
+  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {cols, rows});
+  if (!info) return Err(info.error());
+  Result<int64_t> row_bytes = RowBytes((*info)->type, cols);
+  if (!row_bytes) return Err(row_bytes.error().WithContext("tensor '" + name + "'"));
+  return ops::MatrixView{(*info)->type, (*info)->data, rows, cols, *row_bytes};
+}
+
+// A 1-D tensor of n elements, converted to float.
+Result<std::vector<float>> LoadVector(const gguf::GgufFile& file, const std::string& name,
+                                      int64_t n) {
+  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {n});
+  if (!info) return Err(info.error());
+  std::vector<float> out(static_cast<size_t>(n));
+  Status status = DequantizeRow((*info)->type, (*info)->data, out.data(), n);
+  if (!status.ok()) return Err(status.WithContext("tensor '" + name + "'"));
+  return out;
+}
+
+}  // namespace
+
+struct Model::Layer {
+  std::vector<float> attn_norm;       // (n_embd)
+  ops::MatrixView wq;                 // (n_head * head_dim, n_embd)
+  ops::MatrixView wk;                 // (n_head_kv * head_dim, n_embd)
+  ops::MatrixView wv;                 // (n_head_kv * head_dim_v, n_embd)
+  ops::MatrixView wo;                 // (n_embd, n_head * head_dim_v)
+  std::vector<float> bq, bk, bv;      // biases as the rows above; empty when absent
+  std::vector<float> q_norm, k_norm;  // (head_dim); empty when absent
+  std::vector<float> ffn_norm;        // (n_embd)
+  ops::MatrixView w_gate;             // (n_ff, n_embd)
+  ops::MatrixView w_up;               // (n_ff, n_embd)
+  ops::MatrixView w_down;             // (n_embd, n_ff)
+};
+
+Model::Model() = default;
+Model::~Model() = default;
+
+Result<std::unique_ptr<Model>> Model::Load(const gguf::GgufFile& file, ModelOptions options) {
+  Result<std::string_view> arch_name = file.GetString("general.architecture");
+  if (!arch_name) return Err(arch_name.error());
+  const ArchSpec* spec = nullptr;
+  for (const ArchSpec& candidate : kArchitectures) {
+    if (candidate.name == *arch_name) spec = &candidate;
+  }
+  if (spec == nullptr) {
+    return Err(Status::Unsupported("model architecture '" + std::string(*arch_name) +
+                                   "' is not supported (supported: llama, qwen2, qwen3)"));
+  }
+
+  std::unique_ptr<Model> model(new Model());
+  model->options_ = options;
+  ModelHparams& hp = model->hparams_;
+  hp.architecture = std::string(spec->name);
+  hp.rope_style = spec->rope_style;
+  hp.qkv_bias = spec->qkv_bias;
+  hp.qk_norm = spec->qk_norm;
+  const std::string prefix = hp.architecture + ".";
+
+  // Reads a dimension into `field`, returning its error from Load.
+#define XNAI_READ_DIM(field, key, limit, fallback)                           \
+  do {                                                                       \
+    Result<int64_t> value_ = ReadDim(file, prefix + (key), limit, fallback); \
+    if (!value_) return Err(value_.error());                                 \
+    field = *value_;                                                         \
+  } while (0)
+  XNAI_READ_DIM(hp.n_embd, "embedding_length", kMaxDim, std::nullopt);
+  XNAI_READ_DIM(hp.n_layer, "block_count", kMaxLayers, std::nullopt);
+  XNAI_READ_DIM(hp.n_head, "attention.head_count", kMaxDim, std::nullopt);
+  XNAI_READ_DIM(hp.n_head_kv, "attention.head_count_kv", kMaxDim, hp.n_head);
+  XNAI_READ_DIM(hp.n_ff, "feed_forward_length", kMaxDim, std::nullopt);
+  XNAI_READ_DIM(hp.n_ctx, "context_length", kMaxContext, std::nullopt);
+  if (!file.HasMetadata(prefix + "attention.key_length") && hp.n_embd % hp.n_head != 0) {
+    return Err(Status::Corruption("embedding_length " + std::to_string(hp.n_embd) +
+                                  " is not a multiple of head_count " + std::to_string(hp.n_head)));
+  }
+  XNAI_READ_DIM(hp.head_dim, "attention.key_length", kMaxDim, hp.n_embd / hp.n_head);
+  XNAI_READ_DIM(hp.head_dim_v, "attention.value_length", kMaxDim, hp.head_dim);
+  XNAI_READ_DIM(hp.n_rot, "rope.dimension_count", kMaxDim, hp.head_dim);
+#undef XNAI_READ_DIM
+  if (hp.n_head % hp.n_head_kv != 0) {
+    return Err(Status::Corruption("attention.head_count " + std::to_string(hp.n_head) +
+                                  " is not a multiple of attention.head_count_kv " +
+                                  std::to_string(hp.n_head_kv)));
+  }
+  if (hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0) {
+    return Err(Status::Corruption("rope.dimension_count " + std::to_string(hp.n_rot) +
+                                  " must be even and at most the head dimension " +
+                                  std::to_string(hp.head_dim)));
+  }
+  if (hp.n_head * std::max(hp.head_dim, hp.head_dim_v) > kMaxDim) {
+    return Err(Status::Corruption("attention width head_count * head dimension is too large"));
+  }
+  if (options.max_context > 0) hp.n_ctx = std::min(hp.n_ctx, options.max_context);
+
+  Result<double> eps = file.GetFloat(prefix + "attention.layer_norm_rms_epsilon");
+  if (!eps) return Err(eps.error());
+  if (!(*eps > 0 && *eps < 1)) {
+    return Err(Status::Corruption("attention.layer_norm_rms_epsilon must be in (0, 1)"));
+  }
+  hp.rms_eps = static_cast<float>(*eps);
+  hp.rope_theta = 10000.0f;
+  if (file.HasMetadata(prefix + "rope.freq_base")) {
+    Result<double> theta = file.GetFloat(prefix + "rope.freq_base");
+    if (!theta) return Err(theta.error());
+    if (!(*theta > 1)) return Err(Status::Corruption("rope.freq_base must be above 1"));
+    hp.rope_theta = static_cast<float>(*theta);
+  }
+  // Position-scaling schemes change the rotation angles; computing without
+  // them would give wrong numbers silently, so they are refused until
+  // implemented.
+  if (const gguf::MetadataValue* scaling = file.FindMetadata(prefix + "rope.scaling.type")) {
+    Result<std::string_view> type = scaling->AsString();
+    if (!type || *type != "none") {
+      return Err(Status::Unsupported("RoPE scaling '" +
+                                     std::string(type ? *type : std::string_view("?")) +
+                                     "' is not supported"));
+    }
+  }
+
+  Status status = model->LoadTensors(file);
+  if (!status.ok()) return Err(status);
+  return model;
+}
+
+Status Model::LoadTensors(const gguf::GgufFile& file) {
+  ModelHparams& hp = hparams_;
+  // The vocabulary size is the embedding table's row count.
+  const gguf::TensorInfo* embd = file.FindTensor("token_embd.weight");
+  if (embd == nullptr) return Status::NotFound("tensor 'token_embd.weight' not found");
+  hp.n_vocab = embd->n_dims == 2 ? embd->dims[1] : 0;
+  if (hp.n_vocab <= 0 || hp.n_vocab > kMaxVocab) {
+    return Status::Corruption("tensor 'token_embd.weight' has shape " + embd->ShapeString() +
+                              ", expected [" + std::to_string(hp.n_embd) + ", n_vocab]");
+  }
+
+#define XNAI_ASSIGN_OR_RETURN_STATUS(lhs, expr) \
+  do {                                          \
+    auto result_ = (expr);                      \
+    if (!result_) return result_.error();       \
+    lhs = std::move(*result_);                  \
+  } while (0)
+
+  XNAI_ASSIGN_OR_RETURN_STATUS(token_embd_,
+                               LoadMatrix(file, "token_embd.weight", hp.n_embd, hp.n_vocab));
+  XNAI_ASSIGN_OR_RETURN_STATUS(output_norm_, LoadVector(file, "output_norm.weight", hp.n_embd));
+  hp.tied_output = file.FindTensor("output.weight") == nullptr;
+  if (hp.tied_output) {
+    output_ = token_embd_;
+  } else {
+    XNAI_ASSIGN_OR_RETURN_STATUS(output_, LoadMatrix(file, "output.weight", hp.n_embd, hp.n_vocab));
+  }
+  if (file.FindTensor("rope_freqs.weight") != nullptr) {
+    XNAI_ASSIGN_OR_RETURN_STATUS(rope_freqs_, LoadVector(file, "rope_freqs.weight", hp.n_rot / 2));
+  }
+
+  const int64_t q_dim = hp.n_head * hp.head_dim;
+  const int64_t k_dim = hp.n_head_kv * hp.head_dim;
+  const int64_t v_dim = hp.n_head_kv * hp.head_dim_v;
+  const int64_t attn_dim = hp.n_head * hp.head_dim_v;
+  layers_.resize(static_cast<size_t>(hp.n_layer));
+  for (int64_t layer_idx = 0; layer_idx < hp.n_layer; ++layer_idx) {
+    Layer& layer = layers_[static_cast<size_t>(layer_idx)];
+    const std::string blk = "blk." + std::to_string(layer_idx) + ".";
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.attn_norm,
+                                 LoadVector(file, blk + "attn_norm.weight", hp.n_embd));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wq,
+                                 LoadMatrix(file, blk + "attn_q.weight", hp.n_embd, q_dim));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wk,
+                                 LoadMatrix(file, blk + "attn_k.weight", hp.n_embd, k_dim));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wv,
+                                 LoadMatrix(file, blk + "attn_v.weight", hp.n_embd, v_dim));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wo,
+                                 LoadMatrix(file, blk + "attn_output.weight", attn_dim, hp.n_embd));
+    if (hp.qkv_bias) {
+      XNAI_ASSIGN_OR_RETURN_STATUS(layer.bq, LoadVector(file, blk + "attn_q.bias", q_dim));
+      XNAI_ASSIGN_OR_RETURN_STATUS(layer.bk, LoadVector(file, blk + "attn_k.bias", k_dim));
+      XNAI_ASSIGN_OR_RETURN_STATUS(layer.bv, LoadVector(file, blk + "attn_v.bias", v_dim));
+    }
+    if (hp.qk_norm) {
+      XNAI_ASSIGN_OR_RETURN_STATUS(layer.q_norm,
+                                   LoadVector(file, blk + "attn_q_norm.weight", hp.head_dim));
+      XNAI_ASSIGN_OR_RETURN_STATUS(layer.k_norm,
+                                   LoadVector(file, blk + "attn_k_norm.weight", hp.head_dim));
+    }
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.ffn_norm,
+                                 LoadVector(file, blk + "ffn_norm.weight", hp.n_embd));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_gate,
+                                 LoadMatrix(file, blk + "ffn_gate.weight", hp.n_embd, hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_up,
+                                 LoadMatrix(file, blk + "ffn_up.weight", hp.n_embd, hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_down,
+                                 LoadMatrix(file, blk + "ffn_down.weight", hp.n_ff, hp.n_embd));
+  }
+#undef XNAI_ASSIGN_OR_RETURN_STATUS
+  return Status::Ok();
+}
+
+Sequence Model::NewSequence() const {
+  return Sequence(this, hparams_.n_layer, hparams_.n_head_kv * hparams_.head_dim,
+                  hparams_.n_head_kv * hparams_.head_dim_v);
+}
+
+Result<std::vector<float>> Model::Forward(Sequence& sequence, std::span<const int32_t> tokens,
+                                          bool all_logits) const {
+  const ModelHparams& hp = hparams_;
+  if (sequence.owner_ != this) {
+    return Err(Status::InvalidArgument("the sequence belongs to a different model"));
+  }
+  if (tokens.empty()) return Err(Status::InvalidArgument("no tokens to evaluate"));
+  for (size_t idx = 0; idx < tokens.size(); ++idx) {
+    if (tokens[idx] < 0 || tokens[idx] >= hp.n_vocab) {
+      return Err(Status::InvalidArgument("token id " + std::to_string(tokens[idx]) + " at index " +
+                                         std::to_string(idx) + " is outside the vocabulary [0, " +
+                                         std::to_string(hp.n_vocab) + ")"));
+    }
+  }
+  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
+  const int64_t pos0 = sequence.n_past_;
+  if (n_tokens > hp.n_ctx - pos0) {
+    return Err(Status::InvalidArgument(std::to_string(n_tokens) + " tokens after " +
+                                       std::to_string(pos0) + " would exceed the context of " +
+                                       std::to_string(hp.n_ctx) + " tokens"));
+  }
+
+  // Buffers are sized by the batch; a batch too large for memory is the
+  // caller's limit to enforce, but it must fail cleanly, not abort.
+  try {
+    return Evaluate(sequence, tokens, all_logits);
+  } catch (const std::bad_alloc&) {
+    return Err(Status::ResourceExhausted("out of memory evaluating " + std::to_string(n_tokens) +
+                                         " tokens"));
+  }
+}
+
+Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const int32_t> tokens,
+                                           bool all_logits) const {
+  const ModelHparams& hp = hparams_;
+  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
+  const int64_t pos0 = sequence.n_past_;
+  const int n_threads = options_.n_threads;
+  const int64_t n_embd = hp.n_embd;
+  const int64_t head_dim = hp.head_dim;
+  const int64_t head_dim_v = hp.head_dim_v;
+  const int64_t q_dim = hp.n_head * head_dim;
+  const int64_t k_dim = hp.n_head_kv * head_dim;
+  const int64_t v_dim = hp.n_head_kv * head_dim_v;
+  const int64_t attn_dim = hp.n_head * head_dim_v;
+  const int64_t heads_per_kv = hp.n_head / hp.n_head_kv;
+  const float attn_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const float* rope_freqs = rope_freqs_.empty() ? nullptr : rope_freqs_.data();
+  KvCache& cache = sequence.cache_;
+  cache.Reserve(pos0 + n_tokens);
+
+  auto sized = [](int64_t rows, int64_t cols) {
+    return std::vector<float>(static_cast<size_t>(rows * cols));
+  };
+  std::vector<float> x = sized(n_tokens, n_embd);         // (n_tokens, n_embd) residual stream
+  std::vector<float> xn = sized(n_tokens, n_embd);        // (n_tokens, n_embd) normalized
+  std::vector<float> q = sized(n_tokens, q_dim);          // (n_tokens, n_head, head_dim)
+  std::vector<float> k = sized(n_tokens, k_dim);          // (n_tokens, n_head_kv, head_dim)
+  std::vector<float> v = sized(n_tokens, v_dim);          // (n_tokens, n_head_kv, head_dim_v)
+  std::vector<float> attn = sized(n_tokens, attn_dim);    // (n_tokens, n_head, head_dim_v)
+  std::vector<float> proj = sized(n_tokens, n_embd);      // (n_tokens, n_embd) block output
+  std::vector<float> gate = sized(n_tokens, hp.n_ff);     // (n_tokens, n_ff)
+  std::vector<float> up = sized(n_tokens, hp.n_ff);       // (n_tokens, n_ff)
+  std::vector<float> scores = sized(1, pos0 + n_tokens);  // (n_positions) one head's weights
+
+  // x = token_embd[tokens]
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    XNAI_RETURN_IF_ERROR(DequantizeRow(token_embd_.type,
+                                       token_embd_.data + tokens[t] * token_embd_.row_bytes,
+                                       x.data() + t * n_embd, n_embd));
+  }
+
+  for (const Layer& layer : layers_) {
+    const int64_t layer_idx = &layer - layers_.data();
+
+    // --- attention block: x += Wo * Attention(RoPE(Wq xn), RoPE(Wk xn), Wv xn)
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      ops::RmsNorm(x.data() + t * n_embd, layer.attn_norm.data(), xn.data() + t * n_embd, n_embd,
+                   hp.rms_eps);
+    }
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wq, xn.data(), n_tokens, q.data(), n_threads));
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wk, xn.data(), n_tokens, k.data(), n_threads));
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wv, xn.data(), n_tokens, v.data(), n_threads));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      float* q_t = q.data() + t * q_dim;
+      float* k_t = k.data() + t * k_dim;
+      float* v_t = v.data() + t * v_dim;
+      if (hp.qkv_bias) {
+        for (int64_t i = 0; i < q_dim; ++i) q_t[i] += layer.bq[i];
+        for (int64_t i = 0; i < k_dim; ++i) k_t[i] += layer.bk[i];
+        for (int64_t i = 0; i < v_dim; ++i) v_t[i] += layer.bv[i];
+      }
+      const int64_t pos = pos0 + t;
+      for (int64_t head = 0; head < hp.n_head; ++head) {
+        float* q_head = q_t + head * head_dim;
+        if (hp.qk_norm) {
+          ops::RmsNorm(q_head, layer.q_norm.data(), q_head, head_dim, hp.rms_eps);
+        }
+        ops::Rope(q_head, hp.n_rot, pos, hp.rope_theta, hp.rope_style, rope_freqs);
+      }
+      for (int64_t head = 0; head < hp.n_head_kv; ++head) {
+        float* k_head = k_t + head * head_dim;
+        if (hp.qk_norm) {
+          ops::RmsNorm(k_head, layer.k_norm.data(), k_head, head_dim, hp.rms_eps);
+        }
+        ops::Rope(k_head, hp.n_rot, pos, hp.rope_theta, hp.rope_style, rope_freqs);
+      }
+      std::memcpy(cache.Key(layer_idx, pos), k_t, static_cast<size_t>(k_dim) * sizeof(float));
+      std::memcpy(cache.Value(layer_idx, pos), v_t, static_cast<size_t>(v_dim) * sizeof(float));
+    }
+
+    // Causal attention: token t (at pos0 + t) sees positions 0 .. pos0 + t.
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const int64_t n_visible = pos0 + t + 1;
+      for (int64_t head = 0; head < hp.n_head; ++head) {
+        const int64_t kv_head = head / heads_per_kv;
+        const float* q_head = q.data() + t * q_dim + head * head_dim;
+        for (int64_t pos = 0; pos < n_visible; ++pos) {
+          const float* k_head = cache.Key(layer_idx, pos) + kv_head * head_dim;
+          scores[pos] = ops::Dot(q_head, k_head, head_dim) * attn_scale;
+        }
+        ops::Softmax(scores.data(), n_visible);
+        float* out = attn.data() + t * attn_dim + head * head_dim_v;  // (head_dim_v)
+        std::fill(out, out + head_dim_v, 0.0f);
+        for (int64_t pos = 0; pos < n_visible; ++pos) {
+          const float* v_head = cache.Value(layer_idx, pos) + kv_head * head_dim_v;
+          for (int64_t i = 0; i < head_dim_v; ++i) out[i] += scores[pos] * v_head[i];
+        }
+      }
+    }
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), n_threads));
+    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += proj[i];
+
+    // --- feed-forward block: x += W_down (silu(W_gate xn) * (W_up xn))
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      ops::RmsNorm(x.data() + t * n_embd, layer.ffn_norm.data(), xn.data() + t * n_embd, n_embd,
+                   hp.rms_eps);
+    }
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_gate, xn.data(), n_tokens, gate.data(), n_threads));
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_up, xn.data(), n_tokens, up.data(), n_threads));
+    for (int64_t i = 0; i < n_tokens * hp.n_ff; ++i) gate[i] = ops::Silu(gate[i]) * up[i];
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_down, gate.data(), n_tokens, proj.data(), n_threads));
+    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += proj[i];
+  }
+
+  // logits = W_out * RmsNorm(x), for every token or only the last.
+  const int64_t first_out = all_logits ? 0 : n_tokens - 1;
+  const int64_t n_out = n_tokens - first_out;
+  for (int64_t t = first_out; t < n_tokens; ++t) {
+    ops::RmsNorm(x.data() + t * n_embd, output_norm_.data(), xn.data() + (t - first_out) * n_embd,
+                 n_embd, hp.rms_eps);
+  }
+  std::vector<float> logits = sized(n_out, hp.n_vocab);  // (n_out, n_vocab)
+  XNAI_RETURN_IF_ERROR(ops::MatMul(output_, xn.data(), n_out, logits.data(), n_threads));
+
+  sequence.n_past_ = pos0 + n_tokens;
+  return logits;
+}
+
+Status WriteLogits(const Model& model, std::span<const int32_t> tokens,
+                   const std::filesystem::path& path) {
+  Sequence sequence = model.NewSequence();
+  Result<std::vector<float>> logits = model.Forward(sequence, tokens, /*all_logits=*/true);
+  if (!logits) return logits.error();
+  static_assert(std::endian::native == std::endian::little,
+                "WriteLogits writes the in-memory floats as little-endian");
+  return WriteFileAtomic(path, std::string_view(reinterpret_cast<const char*>(logits->data()),
+                                                logits->size() * sizeof(float)));
+}
+
+}  // namespace xnai::engine

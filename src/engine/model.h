@@ -1,0 +1,142 @@
+// engine::Model: a decoder-only transformer (llama, qwen2, qwen3 families)
+// loaded from a GGUF file, and its forward pass over one sequence at a time
+// with a per-sequence KV cache.
+//
+// The weights are used in place inside the GgufFile's mapping: the file must
+// outlive the Model and every Sequence made from it. Only the small 1-D
+// tensors (norm weights, biases, RoPE frequency factors) are converted to
+// float when the model is loaded.
+//
+// Thread safety: a loaded Model is immutable; Forward may be called from
+// several threads at once on different Sequences. One Sequence must not be
+// used by two threads at the same time.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/kv_cache.h"
+#include "engine/ops.h"
+#include "gguf/gguf_reader.h"
+
+namespace xnai::engine {
+
+// Hyperparameters, from the file's metadata (keys "<arch>.…").
+struct ModelHparams {
+  std::string architecture;  // general.architecture: "llama", "qwen2", "qwen3"
+  int64_t n_vocab = 0;       // rows of token_embd.weight
+  int64_t n_embd = 0;        // embedding_length
+  int64_t n_layer = 0;       // block_count
+  int64_t n_head = 0;        // attention.head_count
+  int64_t n_head_kv = 0;     // attention.head_count_kv (default n_head)
+  int64_t head_dim = 0;      // attention.key_length (default n_embd / n_head)
+  int64_t head_dim_v = 0;    // attention.value_length (default head_dim)
+  int64_t n_rot = 0;         // rope.dimension_count (default head_dim)
+  int64_t n_ff = 0;          // feed_forward_length
+  int64_t n_ctx = 0;         // context_length, or ModelOptions::max_context if smaller
+  float rms_eps = 0;         // attention.layer_norm_rms_epsilon
+  float rope_theta = 0;      // rope.freq_base (default 10000)
+  ops::RopeStyle rope_style = ops::RopeStyle::kNormal;
+  bool qkv_bias = false;     // attn_q/k/v.bias (qwen2)
+  bool qk_norm = false;      // attn_q_norm/attn_k_norm per head before RoPE (qwen3)
+  bool tied_output = false;  // no output.weight: logits use token_embd.weight
+};
+
+struct ModelOptions {
+  // Threads for the matrix products (1 = the calling thread only).
+  int n_threads = 1;
+  // Caps the context (positions per sequence) below the model's
+  // context_length; 0 = the model's.
+  int64_t max_context = 0;
+};
+
+class Model;
+
+// One sequence's state: how many positions it has evaluated and their keys
+// and values. Made by Model::NewSequence; movable, not copyable.
+class Sequence {
+ public:
+  Sequence(Sequence&&) = default;
+  Sequence& operator=(Sequence&&) = default;
+
+  // Positions evaluated so far (the next token goes at this position).
+  int64_t n_past() const { return n_past_; }
+  // Forgets every position after the first n_keep (all of them for 0), so the
+  // sequence can continue differently from there; the kept prefix stays
+  // cached. n_keep beyond n_past() is clamped.
+  void Truncate(int64_t n_keep) { n_past_ = n_keep < 0 ? 0 : std::min(n_keep, n_past_); }
+
+ private:
+  friend class Model;
+  Sequence(const Model* owner, int64_t n_layer, int64_t k_dim, int64_t v_dim)
+      : owner_(owner), cache_(n_layer, k_dim, v_dim) {}
+
+  const Model* owner_;
+  int64_t n_past_ = 0;
+  KvCache cache_;
+};
+
+class Model {
+ public:
+  // Reads the hyperparameters and finds and checks every tensor. Errors:
+  // Unsupported naming the architecture when general.architecture is not one
+  // of llama/qwen2/qwen3 (NotFound when the key is absent); NotFound naming a
+  // missing metadata key or tensor; Corruption naming a tensor whose shape
+  // does not match the hyperparameters, or for impossible hyperparameters;
+  // Unsupported (from CheckSupportedType, prefixed with the tensor name) for a
+  // tensor type the engine cannot compute with, or for a RoPE scaling type
+  // other than "none" (not implemented yet). A missing output.weight means
+  // tied embeddings (token_embd.weight). `file` must outlive the model.
+  static Result<std::unique_ptr<Model>> Load(const gguf::GgufFile& file, ModelOptions options = {});
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+  ~Model();
+
+  const ModelHparams& hparams() const { return hparams_; }
+  int64_t n_vocab() const { return hparams_.n_vocab; }
+
+  // A new, empty sequence for this model (its cache grows as it is used).
+  Sequence NewSequence() const;
+
+  // Evaluates `tokens` at positions n_past() .. n_past() + n - 1 of `sequence`
+  // (causal attention over everything the sequence has seen), appends them to
+  // its cache and returns the logits: (n, n_vocab) row-major when all_logits,
+  // else (1, n_vocab) for the last token only.
+  // Errors (the sequence is left unchanged): InvalidArgument for an empty
+  // `tokens`, a token id outside [0, n_vocab) (naming it and its index), more
+  // positions than the context holds, or a sequence made by another model;
+  // ResourceExhausted when the batch's buffers cannot be allocated.
+  Result<std::vector<float>> Forward(Sequence& sequence, std::span<const int32_t> tokens,
+                                     bool all_logits) const;
+
+ private:
+  struct Layer;
+  Model();
+  Status LoadTensors(const gguf::GgufFile& file);
+  // Forward after its argument checks.
+  Result<std::vector<float>> Evaluate(Sequence& sequence, std::span<const int32_t> tokens,
+                                      bool all_logits) const;
+
+  ModelHparams hparams_;
+  ModelOptions options_;
+  ops::MatrixView token_embd_;      // (n_vocab, n_embd)
+  ops::MatrixView output_;          // (n_vocab, n_embd); token_embd_ when tied
+  std::vector<float> output_norm_;  // (n_embd)
+  std::vector<float> rope_freqs_;   // (n_rot / 2), empty when the file has none
+  std::vector<Layer> layers_;       // (n_layer)
+};
+
+// Evaluates `tokens` as one fresh sequence and writes the logits after every
+// position to `path` as float32 little-endian, row-major (n_tokens, n_vocab),
+// atomically. Errors: those of Model::Forward, and of writing the file.
+Status WriteLogits(const Model& model, std::span<const int32_t> tokens,
+                   const std::filesystem::path& path);
+
+}  // namespace xnai::engine
