@@ -27,11 +27,8 @@ std::string Count(int64_t n) {
 }
 
 int RunModelInfo(const std::string& path, bool json) {
-  auto file = gguf::OpenGguf(path);
-  if (!file) return Fail(Status(file.error().code() == Status::Code::kInvalidArgument
-                                    ? Status::Code::kCorruption  // a bad file is not a usage error
-                                    : file.error().code(),
-                                file.error().message()));
+  auto file = OpenModelFile(path);
+  if (!file) return Fail(file.error());
   engine::ModelInfo info = engine::DescribeModel(**file);
   if (json) {
     nlohmann::json types = nlohmann::json::array();

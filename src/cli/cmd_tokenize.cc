@@ -1,6 +1,5 @@
 // xnai tokenize / detokenize: the engine's tokenizers on the command line.
 #include <cstdio>
-#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -13,14 +12,8 @@ namespace xnai::cli {
 namespace {
 
 Result<std::unique_ptr<engine::Tokenizer>> LoadTokenizer(const std::string& path) {
-  auto file = gguf::OpenGguf(path);
-  if (!file) {
-    // A file that is not GGUF is a runtime error (exit 1), not a usage error.
-    return Err(Status(file.error().code() == Status::Code::kInvalidArgument
-                          ? Status::Code::kCorruption
-                          : file.error().code(),
-                      file.error().message()));
-  }
+  auto file = OpenModelFile(path);
+  if (!file) return Err(file.error());
   return engine::Tokenizer::FromGguf(**file);
 }
 
@@ -41,35 +34,8 @@ int RunTokenize(const std::string& model, const std::string& text, bool json, bo
   return kExitOk;
 }
 
-// "1,2, 3" -> {1, 2, 3}; InvalidArgument naming the bad item.
-Result<std::vector<int32_t>> ParseIds(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t begin = item.find_first_not_of(" \t");
-    size_t end = item.find_last_not_of(" \t");
-    if (begin == std::string::npos) {
-      return Err(Status::InvalidArgument("empty token id in '" + text + "'"));
-    }
-    item = item.substr(begin, end - begin + 1);
-    size_t used = 0;
-    long long value = -1;
-    try {
-      value = std::stoll(item, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used != item.size() || value < 0 || value > INT32_MAX) {
-      return Err(Status::InvalidArgument("'" + item + "' is not a token id"));
-    }
-    ids.push_back(static_cast<int32_t>(value));
-  }
-  return ids;
-}
-
 int RunDetokenize(const std::string& model, const std::string& ids_text) {
-  auto ids = ParseIds(ids_text);
+  auto ids = ParseTokenIds(ids_text);
   if (!ids) return Fail(ids.error());
   auto tokenizer = LoadTokenizer(model);
   if (!tokenizer) return Fail(tokenizer.error());

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
@@ -64,6 +65,41 @@ Result<OpenedStore> OpenDataDir(const Config& config) {
   opened.store = std::move(*store);
   opened.blobs = std::make_unique<store::BlobStore>(std::move(*blobs));
   return opened;
+}
+
+Result<std::unique_ptr<gguf::GgufFile>> OpenModelFile(const std::string& path) {
+  auto file = gguf::OpenGguf(path);
+  if (!file && file.error().code() == Status::Code::kInvalidArgument) {
+    return Err(Status::Corruption(file.error().message()));
+  }
+  return file;
+}
+
+// "1,2, 3" -> {1, 2, 3}; InvalidArgument naming the bad item.
+Result<std::vector<int32_t>> ParseTokenIds(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t begin = item.find_first_not_of(" \t");
+    size_t end = item.find_last_not_of(" \t");
+    if (begin == std::string::npos) {
+      return Err(Status::InvalidArgument("empty token id in '" + text + "'"));
+    }
+    item = item.substr(begin, end - begin + 1);
+    size_t used = 0;
+    long long value = -1;
+    try {
+      value = std::stoll(item, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used != item.size() || value < 0 || value > INT32_MAX) {
+      return Err(Status::InvalidArgument("'" + item + "' is not a token id"));
+    }
+    ids.push_back(static_cast<int32_t>(value));
+  }
+  return ids;
 }
 
 }  // namespace xnai::cli

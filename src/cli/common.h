@@ -7,6 +7,7 @@
 
 #include "base/config.h"
 #include "base/status.h"
+#include "gguf/gguf_reader.h"
 #include "store/blob_store.h"
 #include "store/store.h"
 
@@ -49,6 +50,11 @@ struct OpenedStore {
 };
 Result<OpenedStore> OpenDataDir(const Config& config);
 
+// Opens a GGUF file for the engine commands; a file that is not GGUF is a
+// runtime error (Corruption, exit 1), not a usage error.
+Result<std::unique_ptr<gguf::GgufFile>> OpenModelFile(const std::string& path);
+Result<std::vector<int32_t>> ParseTokenIds(const std::string& text);  // "1,2, 3"
+
 // Subcommand registration (one file each).
 void AddServeCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddIngestCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
@@ -57,5 +63,6 @@ void AddConfigCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddVersionCommand(CLI::App& app, int& exit_code);
 void AddModelCommand(CLI::App& app, int& exit_code);
 void AddTokenizeCommands(CLI::App& app, int& exit_code);
+void AddGenerateCommands(CLI::App& app, int& exit_code);
 
 }  // namespace xnai::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   AddConfigCommand(app, global, exit_code);
   AddModelCommand(app, exit_code);
   AddTokenizeCommands(app, exit_code);
+  AddGenerateCommands(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);
