@@ -102,5 +102,63 @@ class ModelInfoCliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
 
 
+@unittest.skipUnless(HAVE_TESTDATA, SKIP_REASON)
+class GenerateCliTest(unittest.TestCase):
+    MODEL = "qwen3-gpt2vocab-q8_0"
+
+    def reference(self):
+        with open(os.path.join(TESTDATA, "reference", self.MODEL + ".json")) as f:
+            return json.load(f)
+
+    def test_greedy_generation_reproduces_the_reference_text(self):
+        model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
+        for case in self.reference()["text"]:
+            r = run("generate", "--model", model, "--prompt", case["prompt"],
+                    "-n", str(len(case["greedy_tokens"])), "--temp", "0", "-t", "2")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.decode("utf-8"), case["greedy_text"] + "\n")
+            self.assertIn(b"tok/s", r.stderr)
+
+    def test_seeded_sampling_is_reproducible(self):
+        model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
+        args = ("generate", "--model", model, "--prompt", "Once upon a time", "-n", "12",
+                "--temp", "0.9", "--top-k", "50", "--top-p", "0.9", "--seed", "7")
+        first, second = run(*args), run(*args)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual(first.stdout, second.stdout)
+
+    def test_logits_match_the_reference(self):
+        import struct
+        import tempfile
+        ref = self.reference()
+        model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "logits.f32")
+            r = run("logits", "--model", model, "--tokens", ",".join(map(str, ref["tokens"])),
+                    "--out", out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out, "rb") as f:
+                mine = f.read()
+        with open(os.path.join(TESTDATA, ref["logits"]), "rb") as f:
+            want = f.read()
+        self.assertEqual(len(mine), len(want))
+        a = struct.unpack("<%df" % (len(mine) // 4), mine)
+        b = struct.unpack("<%df" % (len(want) // 4), want)
+        err = sum((x - y) ** 2 for x, y in zip(a, b))
+        norm = sum(y * y for y in b)
+        self.assertLess((err / norm) ** 0.5, 4e-2)
+
+    def test_bad_input_exit_1(self):
+        model = os.path.join(TESTDATA, "models", "qwen3-s-q8_0.gguf")
+        r = run("logits", "--model", model, "--tokens", "1,99999", "--out", "/tmp/never")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"99999", r.stderr)
+        r = run("generate", "--model", model, "--prompt", "", "-n", "2")
+        self.assertEqual(r.returncode, 1)
+        r = run("generate", "--model", os.path.join(TESTDATA, "vocab", "ggml-vocab-gpt-2.gguf"),
+                "--prompt", "x")
+        self.assertEqual(r.returncode, 1)
+
+
 if __name__ == "__main__":
     unittest.main()
