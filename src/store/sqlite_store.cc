@@ -1,6 +1,10 @@
 #include "store/sqlite_store.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <functional>
+#include <memory>
 #include <system_error>
 #include <utility>
 
@@ -83,8 +87,239 @@ CREATE TRIGGER chunks_fts_after_update AFTER UPDATE OF text, section ON chunks B
 END;
 )sql";
 
-// The section column counts a quarter as much as the body text.
-constexpr const char* kBm25 = "bm25(chunks_fts, 1.0, 0.25)";
+// Migration 2: the collection filter without a join per matching row.
+//
+// chunks gets a copy of its document's collection_id (a document never
+// changes collection), and chunks_fts indexes it as a third column, so a
+// collection filter is one more phrase in the MATCH expression
+// (`... AND collection_id : "17"`) that FTS5 intersects with the term
+// doclists while iterating, instead of a chunks -> documents lookup for each
+// of the (up to tens of thousands) matching rows. User expressions are always
+// restricted to {text section} (see SearchChunks), so a query for "17" never
+// matches the id column. Scores ignore the column (xnai_bm25 counts only text
+// and section tokens), so ranking is unchanged from migration 1.
+constexpr const char* kMigration2 = R"sql(
+DROP TRIGGER chunks_fts_after_insert;
+DROP TRIGGER chunks_fts_after_delete;
+DROP TRIGGER chunks_fts_after_update;
+DROP TABLE chunks_fts;
+
+ALTER TABLE chunks ADD COLUMN collection_id INTEGER NOT NULL DEFAULT 0;
+UPDATE chunks SET collection_id =
+  (SELECT d.collection_id FROM documents d WHERE d.id = chunks.document_id);
+
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+  text, section, collection_id,
+  content='chunks', content_rowid='id',
+  tokenize='porter unicode61 remove_diacritics 2'
+);
+INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+
+CREATE TRIGGER chunks_fts_after_insert AFTER INSERT ON chunks BEGIN
+  INSERT INTO chunks_fts(rowid, text, section, collection_id)
+    VALUES (new.id, new.text, new.section, new.collection_id);
+END;
+CREATE TRIGGER chunks_fts_after_delete AFTER DELETE ON chunks BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text, section, collection_id)
+    VALUES ('delete', old.id, old.text, old.section, old.collection_id);
+END;
+CREATE TRIGGER chunks_fts_after_update AFTER UPDATE OF text, section, collection_id ON chunks
+BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text, section, collection_id)
+    VALUES ('delete', old.id, old.text, old.section, old.collection_id);
+  INSERT INTO chunks_fts(rowid, text, section, collection_id)
+    VALUES (new.id, new.text, new.section, new.collection_id);
+END;
+)sql";
+
+// --- ranking -------------------------------------------------------------------
+//
+// xnai_bm25(chunks_fts, k, skip_phrases, w_text, w_section): FTS5's bm25()
+// (k1 = 1.2, b = 0.75, IDF = ln((N - n + 0.5) / (n + 0.5)) clamped to 1e-6,
+// the column weights applied to term frequencies), negated like bm25() so
+// that ascending order is best first, with two differences:
+//
+// - It scores only the first (phrase count - skip_phrases) phrases and
+//   counts only the text and section columns in the row length, so the
+//   collection filter phrase and column change nothing.
+// - With k > 0 it prunes (MaxScore): from its term frequencies alone (no
+//   length lookup) a row's score has an upper bound (see RankFunction); once
+//   k rows are scored, a row whose bound is no more than the k-th best score
+//   so far cannot enter the top k and gets kPrunedScore (worse than any real
+//   score) without the row length lookup (a b-tree search in the docsize
+//   table), which is most of the cost of scoring. Only valid under
+//   `ORDER BY score LIMIT k` over the same rows the function sees (filters
+//   must be inside the MATCH).
+//
+// Results are identical to scoring every row (see the oracle test).
+
+constexpr double kBm25K1 = 1.2;
+constexpr double kBm25B = 0.75;
+// Positive: every real score is negative, so pruned rows sort last.
+constexpr double kPrunedScore = 1.0;
+constexpr int kRankedColumns = 2;  // text, section
+
+struct RankState {
+  int phrases = 0;  // scored phrases
+  std::vector<double> idf;
+  std::vector<double> bound;  // idf * (k1 + 1): the most a phrase can add
+  double avgdl = 0;
+  std::vector<double> best;  // min-heap of the best (positive) scores so far
+  std::vector<double> freq;
+  bool has_last = false;
+  int64_t last_rowid = 0;
+  double last_result = 0;
+};
+
+int CountHits(const Fts5ExtensionApi*, Fts5Context*, void* user_data) {
+  ++*static_cast<int64_t*>(user_data);
+  return SQLITE_OK;
+}
+
+int InitRankState(const Fts5ExtensionApi* api, Fts5Context* fts, int skip, RankState* state) {
+  state->phrases = std::max(0, api->xPhraseCount(fts) - skip);
+  sqlite3_int64 rows = 0;
+  int rc = api->xRowCount(fts, &rows);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_int64 tokens = 0;
+  for (int col = 0; col < kRankedColumns; ++col) {
+    sqlite3_int64 n = 0;
+    rc = api->xColumnTotalSize(fts, col, &n);
+    if (rc != SQLITE_OK) return rc;
+    tokens += n;
+  }
+  state->avgdl = rows > 0 ? static_cast<double>(tokens) / static_cast<double>(rows) : 1.0;
+  if (state->avgdl <= 0) state->avgdl = 1.0;
+  for (int i = 0; i < state->phrases; ++i) {
+    int64_t hits = 0;
+    rc = api->xQueryPhrase(fts, i, &hits, CountHits);
+    if (rc != SQLITE_OK) return rc;
+    double idf = std::log((static_cast<double>(rows) - static_cast<double>(hits) + 0.5) /
+                          (static_cast<double>(hits) + 0.5));
+    if (idf <= 0.0) idf = 1e-6;
+    state->idf.push_back(idf);
+    state->bound.push_back(idf * (kBm25K1 + 1.0));
+  }
+  state->freq.resize(state->phrases);
+  return SQLITE_OK;
+}
+
+void RankFunction(const Fts5ExtensionApi* api, Fts5Context* fts, sqlite3_context* ctx, int argc,
+                  sqlite3_value** argv) {
+  if (argc != 2 + kRankedColumns) {
+    sqlite3_result_error(ctx, "xnai_bm25: wrong number of arguments", -1);
+    return;
+  }
+  const int64_t k = sqlite3_value_int64(argv[0]);
+  double weights[kRankedColumns];
+  for (int col = 0; col < kRankedColumns; ++col) weights[col] = sqlite3_value_double(argv[2 + col]);
+
+  auto* state = static_cast<RankState*>(api->xGetAuxdata(fts, 0));
+  if (state == nullptr) {
+    auto fresh = std::make_unique<RankState>();
+    int rc = InitRankState(api, fts, static_cast<int>(sqlite3_value_int64(argv[1])), fresh.get());
+    if (rc == SQLITE_OK) {
+      state = fresh.get();
+      rc = api->xSetAuxdata(fts, fresh.release(),
+                            [](void* p) { delete static_cast<RankState*>(p); });
+    }
+    if (rc != SQLITE_OK) {
+      sqlite3_result_error_code(ctx, rc);
+      return;
+    }
+  }
+  // SQLite may evaluate the function twice for one row (result column and
+  // sort key); the row must enter the heap once.
+  const int64_t rowid = api->xRowid(fts);
+  if (state->has_last && state->last_rowid == rowid) {
+    sqlite3_result_double(ctx, state->last_result);
+    return;
+  }
+
+  // Term frequencies first: cheap, the position lists are in memory once
+  // the iteration is on this row. Then the row's bound: with D >= 0 the
+  // length factor is at least k1 * (1 - b), so phrase i adds at most
+  // idf * f * (k1 + 1) / (f + k1 * (1 - b)) < idf * (k1 + 1).
+  double bound = 0;
+  for (int i = 0; i < state->phrases; ++i) {
+    Fts5PhraseIter iter;
+    int col = -1;
+    int offset = 0;
+    int rc = api->xPhraseFirst(fts, i, &iter, &col, &offset);
+    if (rc != SQLITE_OK) {
+      sqlite3_result_error_code(ctx, rc);
+      return;
+    }
+    double f = 0;
+    while (col >= 0) {
+      if (col < kRankedColumns) f += weights[col];
+      api->xPhraseNext(fts, &iter, &col, &offset);
+    }
+    state->freq[i] = f;
+    if (f > 0) bound += state->idf[i] * ((f * (kBm25K1 + 1.0)) / (f + kBm25K1 * (1 - kBm25B)));
+  }
+  // Once k rows are scored, the k-th best score so far is a threshold the
+  // final k-th best can only exceed. The relative slack covers rounding: the
+  // real score is below the bound by far more (the row has a length).
+  const bool heap_full = k > 0 && static_cast<int64_t>(state->best.size()) >= k;
+  double result;
+  if (heap_full && bound * (1.0 + 1e-9) <= state->best.front()) {
+    result = kPrunedScore;
+  } else {
+    int length = 0;
+    for (int col = 0; col < kRankedColumns; ++col) {
+      int n = 0;
+      int rc = api->xColumnSize(fts, col, &n);
+      if (rc != SQLITE_OK) {
+        sqlite3_result_error_code(ctx, rc);
+        return;
+      }
+      length += n;
+    }
+    const double d = static_cast<double>(length);
+    double score = 0;
+    for (int i = 0; i < state->phrases; ++i) {
+      const double f = state->freq[i];
+      score += state->idf[i] *
+               ((f * (kBm25K1 + 1.0)) / (f + kBm25K1 * (1 - kBm25B + kBm25B * d / state->avgdl)));
+    }
+    if (k > 0) {
+      auto& best = state->best;
+      if (!heap_full) {
+        best.push_back(score);
+        std::push_heap(best.begin(), best.end(), std::greater<double>());
+      } else if (score > best.front()) {
+        std::pop_heap(best.begin(), best.end(), std::greater<double>());
+        best.back() = score;
+        std::push_heap(best.begin(), best.end(), std::greater<double>());
+      }
+    }
+    result = -1.0 * score;
+  }
+  state->has_last = true;
+  state->last_rowid = rowid;
+  state->last_result = result;
+  sqlite3_result_double(ctx, result);
+}
+
+// Registers xnai_bm25 on `db` (per connection, like every SQL function).
+Status RegisterRankFunction(sqlite3* db) {
+  fts5_api* api = nullptr;
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &stmt, nullptr);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_pointer(stmt, 1, static_cast<void*>(&api), "fts5_api_ptr", nullptr);
+    rc = sqlite3_step(stmt);
+    rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_OK || api == nullptr || api->iVersion < 2) {
+    return Status::Internal("this SQLite has no FTS5 extension API");
+  }
+  rc = api->xCreateFunction(api, "xnai_bm25", nullptr, RankFunction, nullptr);
+  if (rc != SQLITE_OK) return sqlite::StatusFromSqlite(rc, db, "register xnai_bm25");
+  return Status::Ok();
+}
 
 constexpr size_t kMaxIdleReaders = 8;
 
@@ -183,6 +418,7 @@ Status BeginRead(sqlite3* db) { return sqlite::ExecScript(db, "BEGIN", "begin re
 const std::vector<SqliteMigration>& SqliteMigrations() {
   static const std::vector<SqliteMigration> kMigrations = {
       {1, "collections, documents, chunks, chunks_fts", kMigration1},
+      {2, "collection_id in chunks and chunks_fts", kMigration2},
   };
   return kMigrations;
 }
@@ -252,6 +488,10 @@ Result<sqlite3*> SqliteStore::OpenConnection(bool writer) const {
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, options_.busy_timeout_ms);
+  if (Status s = RegisterRankFunction(db); !s.ok()) {
+    sqlite3_close_v2(db);
+    return Err(std::move(s));
+  }
   if (!writer && !options_.read_only) {
     // Readers never write; make a mistake loud instead of a lock fight.
     Status s = sqlite::ExecScript(db, "PRAGMA query_only = ON", "configure reader");
@@ -555,7 +795,8 @@ Result<PutResult> SqliteStore::PutDocument(const DocumentInput& input) {
         Stmt insert_chunk,
         Stmt::Prepare(writer_,
                       "INSERT INTO chunks (document_id, ordinal, text, char_begin, char_end,"
-                      " token_count, section, page) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+                      " token_count, section, page, collection_id)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
     int64_t ordinal = 0;
     for (const ChunkInput& chunk : input.chunks) {
       insert_chunk.Reset();
@@ -566,7 +807,8 @@ Result<PutResult> SqliteStore::PutDocument(const DocumentInput& input) {
           .BindInt(5, chunk.char_end)
           .BindInt(6, chunk.token_count)
           .BindText(7, chunk.section)
-          .BindInt(8, chunk.page);
+          .BindInt(8, chunk.page)
+          .BindInt(9, collection_id);
       XNAI_STORE_RETURN_IF_ERROR(insert_chunk.Exec());
     }
   }
@@ -683,13 +925,89 @@ Result<int64_t> SqliteStore::CountDocumentsWithSha(const std::string& sha256) {
 
 // --- search ------------------------------------------------------------------
 
-Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& query) {
+namespace {
+
+// True if `expression` is only FTS5 strings joined by " OR " (what
+// index::BuildFtsQuery produces): such an expression is valid as it stands
+// and inside parentheses, so it needs no separate syntax check.
+bool IsQuotedDisjunction(std::string_view expression) {
+  size_t pos = 0;
+  while (true) {
+    if (pos >= expression.size() || expression[pos] != '"') return false;
+    ++pos;
+    while (true) {  // to the closing quote; "" is an escaped quote
+      if (pos >= expression.size()) return false;
+      if (expression[pos] == '"') {
+        if (pos + 1 < expression.size() && expression[pos + 1] == '"') {
+          pos += 2;
+          continue;
+        }
+        ++pos;
+        break;
+      }
+      ++pos;
+    }
+    if (pos == expression.size()) return true;
+    constexpr std::string_view kOr = " OR ";
+    if (expression.substr(pos, kOr.size()) != kOr) return false;
+    pos += kOr.size();
+  }
+}
+
+Status InvalidExpression(sqlite3* db) {
+  return Status::InvalidArgument(std::string("invalid search expression: ") + sqlite3_errmsg(db));
+}
+
+// Steps a search statement, mapping FTS5's plain SQLITE_ERROR for a bad
+// MATCH expression to InvalidArgument.
+Result<bool> StepSearch(Stmt& stmt, sqlite3* db) {
+  auto row = stmt.Step();
+  if (!row && stmt.last_rc() == SQLITE_ERROR) return Err(InvalidExpression(db));
+  return row;
+}
+
+SearchHit ReadHit(const Stmt& stmt) {
+  SearchHit hit;
+  hit.chunk_id = stmt.ColumnInt(0);
+  hit.document_id = stmt.ColumnInt(1);
+  hit.collection = stmt.ColumnText(2);
+  hit.source = stmt.ColumnText(3);
+  hit.title = stmt.ColumnText(4);
+  hit.section = stmt.ColumnText(5);
+  hit.page = static_cast<int32_t>(stmt.ColumnInt(6));
+  hit.text = stmt.ColumnText(7);
+  hit.snippet = stmt.ColumnText(8);
+  hit.score = -stmt.ColumnDouble(9);
+  return hit;
+}
+
+Status CheckSearchQuery(const SearchQuery& query) {
   if (query.fts_expression.empty()) {
-    return Err(Status::InvalidArgument("search expression is empty"));
+    return Status::InvalidArgument("search expression is empty");
   }
   if (query.k < 1 || query.k > kMaxSearchK) {
-    return Err(Status::InvalidArgument("k must be between 1 and " + std::to_string(kMaxSearchK)));
+    return Status::InvalidArgument("k must be between 1 and " + std::to_string(kMaxSearchK));
   }
+  return Status::Ok();
+}
+
+// The user's expression restricted to the text and section columns, so that
+// it can never match the collection_id column (a search for "17" must not
+// find every chunk of collection 17).
+std::string RestrictToContent(const std::string& expression) {
+  return "{text section} : (" + expression + ")";
+}
+
+}  // namespace
+
+// Top k first: the inner query ranks with xnai_bm25 inside the FTS table
+// alone (the collection filter is part of the MATCH, and pruning skips the
+// scoring of rows that cannot reach the top k); only those k rows are joined
+// with documents and collections and get a snippet, which needs an FTS5
+// cursor positioned on the row: a second MATCH of the same expression
+// restricted to that rowid.
+Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& query) {
+  XNAI_STORE_RETURN_IF_ERROR(CheckSearchQuery(query));
   XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   sqlite3* db = reader.db();
   XNAI_STORE_RETURN_IF_ERROR(BeginRead(db));
@@ -697,21 +1015,81 @@ Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& quer
   if (HasCollectionFilter(query.collection)) {
     XNAI_STORE_ASSIGN_OR_RETURN(collection_id, CollectionId(db, *query.collection));
   }
+  const std::string filter =
+      collection_id ? " AND collection_id : \"" + std::to_string(*collection_id) + "\"" : "";
+  if (!IsQuotedDisjunction(query.fts_expression)) {
+    // Check the expression as given: wrapped in parentheses, something like
+    // `a) OR (b` would turn valid.
+    XNAI_STORE_ASSIGN_OR_RETURN(
+        Stmt check,
+        Stmt::Prepare(db, "SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ?1 AND rowid = 0"));
+    check.BindText(1, query.fts_expression);
+    auto checked = StepSearch(check, db);
+    if (!checked) return Err(checked.error());
+  }
+  const std::string match = RestrictToContent(query.fts_expression) + filter;
+
   // snippet(): column 0 (text), the match markers, "…" where text was cut,
   // at most 24 tokens.
-  std::string sql = std::string() +
+  XNAI_STORE_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      Stmt::Prepare(
+          db,
+          "WITH top(id, score) AS MATERIALIZED ("
+          "  SELECT rowid, xnai_bm25(chunks_fts, ?2, ?3, 1.0, 0.25) AS score FROM chunks_fts"
+          "  WHERE chunks_fts MATCH ?1 ORDER BY score, rowid LIMIT ?2)"
+          " SELECT k.id, k.document_id, col.name, d.source, d.title, k.section, k.page, k.text,"
+          "  (SELECT snippet(chunks_fts, 0, ?4, ?5, '…', 24) FROM chunks_fts"
+          "    WHERE chunks_fts MATCH ?1 AND rowid = top.id),"
+          "  top.score"
+          " FROM top"
+          " JOIN chunks k ON k.id = top.id"
+          " JOIN documents d ON d.id = k.document_id"
+          " JOIN collections col ON col.id = d.collection_id"
+          " ORDER BY top.score, top.id"));
+  stmt.BindText(1, match)
+      .BindInt(2, query.k)
+      .BindInt(3, collection_id ? 1 : 0)
+      .BindText(4, std::string_view(&kMarkBegin, 1))
+      .BindText(5, std::string_view(&kMarkEnd, 1));
+  std::vector<SearchHit> hits;
+  while (true) {
+    XNAI_STORE_ASSIGN_OR_RETURN(bool row, StepSearch(stmt, db));
+    if (!row) break;
+    hits.push_back(ReadHit(stmt));
+    // Pruned rows never reach the top k (k real scores beat them); one here
+    // would mean the pruning bound is wrong.
+    if (hits.back().score <= -kPrunedScore) {
+      return Err(Status::Internal("search returned a pruned row"));
+    }
+  }
+  return hits;
+}
+
+Result<std::vector<SearchHit>> SqliteStore::TEST_SearchChunksFullScan(const SearchQuery& query) {
+  XNAI_STORE_RETURN_IF_ERROR(CheckSearchQuery(query));
+  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  sqlite3* db = reader.db();
+  XNAI_STORE_RETURN_IF_ERROR(BeginRead(db));
+  std::optional<int64_t> collection_id;
+  if (HasCollectionFilter(query.collection)) {
+    XNAI_STORE_ASSIGN_OR_RETURN(collection_id, CollectionId(db, *query.collection));
+  }
+  // Every matching row scored without pruning, filtered by a join, with a
+  // snippet: the straightforward form of the query.
+  XNAI_STORE_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      Stmt::Prepare(db,
                     "SELECT k.id, k.document_id, col.name, d.source, d.title, k.section, k.page,"
-                    " k.text, snippet(chunks_fts, 0, ?4, ?5, '…', 24), " +
-                    kBm25 +
-                    " AS score"
+                    " k.text, snippet(chunks_fts, 0, ?4, ?5, '…', 24),"
+                    " xnai_bm25(chunks_fts, 0, 0, 1.0, 0.25) AS score"
                     " FROM chunks_fts"
                     " JOIN chunks k ON k.id = chunks_fts.rowid"
                     " JOIN documents d ON d.id = k.document_id"
                     " JOIN collections col ON col.id = d.collection_id"
                     " WHERE chunks_fts MATCH ?1 AND (?2 IS NULL OR d.collection_id = ?2)"
-                    " ORDER BY score, k.id LIMIT ?3";
-  XNAI_STORE_ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(db, sql));
-  stmt.BindText(1, query.fts_expression);
+                    " ORDER BY score, k.id LIMIT ?3"));
+  stmt.BindText(1, RestrictToContent(query.fts_expression));
   if (collection_id) {
     stmt.BindInt(2, *collection_id);
   } else {
@@ -722,28 +1100,9 @@ Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& quer
       .BindText(5, std::string_view(&kMarkEnd, 1));
   std::vector<SearchHit> hits;
   while (true) {
-    auto row = stmt.Step();
-    if (!row) {
-      // FTS5 reports a malformed MATCH expression as a plain SQLITE_ERROR.
-      if (stmt.last_rc() == SQLITE_ERROR) {
-        return Err(Status::InvalidArgument(std::string("invalid search expression: ") +
-                                           sqlite3_errmsg(db)));
-      }
-      return Err(row.error());
-    }
-    if (!*row) break;
-    SearchHit hit;
-    hit.chunk_id = stmt.ColumnInt(0);
-    hit.document_id = stmt.ColumnInt(1);
-    hit.collection = stmt.ColumnText(2);
-    hit.source = stmt.ColumnText(3);
-    hit.title = stmt.ColumnText(4);
-    hit.section = stmt.ColumnText(5);
-    hit.page = static_cast<int32_t>(stmt.ColumnInt(6));
-    hit.text = stmt.ColumnText(7);
-    hit.snippet = stmt.ColumnText(8);
-    hit.score = -stmt.ColumnDouble(9);
-    hits.push_back(std::move(hit));
+    XNAI_STORE_ASSIGN_OR_RETURN(bool row, StepSearch(stmt, db));
+    if (!row) break;
+    hits.push_back(ReadHit(stmt));
   }
   return hits;
 }

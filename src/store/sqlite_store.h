@@ -12,7 +12,11 @@
 // Extra contract details of this implementation:
 // - ListDocuments orders by updated_at DESC, id DESC; limit must be >= 1 and
 //   offset >= 0 (else InvalidArgument).
-// - SearchChunks: k must be in [1, kMaxSearchK] (else InvalidArgument).
+// - SearchChunks: k must be in [1, kMaxSearchK] (else InvalidArgument). The
+//   expression is matched against chunk text and section only. Ranking is
+//   FTS5's bm25 (section weighted 0.25), computed by the store's own FTS5
+//   function xnai_bm25 so that rows which cannot reach the top k are not
+//   fully scored; results equal scoring every row (TEST_SearchChunksFullScan).
 // - PutDocument: source and sha256 must be non-empty (else InvalidArgument).
 // - Document and chunk ids are never reused (AUTOINCREMENT), so an id held
 //   elsewhere (e.g. a vector index) can never point at a different chunk.
@@ -93,6 +97,11 @@ class SqliteStore final : public Store {
   // `term` (an already-tokenized term, e.g. "zebra"); proves delete triggers
   // really removed index entries.
   Result<int64_t> TEST_IndexedChunksWithTerm(const std::string& term);
+  // SearchChunks done the straightforward way (every matching row scored
+  // without pruning, joined, filtered by collection through the join, with a
+  // snippet; ORDER BY score, id LIMIT k): the oracle the top-k-first query
+  // must agree with exactly.
+  Result<std::vector<SearchHit>> TEST_SearchChunksFullScan(const SearchQuery& query);
   // Runs FTS5's integrity-check and PRAGMA integrity_check.
   Status TEST_CheckIntegrity();
   // Replaces the clock (unix seconds) used for created_at/updated_at. Call
