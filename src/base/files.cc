@@ -97,6 +97,15 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data)
     ::unlink(tmp.c_str());
     return StatusFromErrno(err, "rename to '" + path.string() + "'");
   }
+  // The new name is durable only once its directory is synced.
+  std::string dir = path.has_parent_path() ? path.parent_path().string() : ".";
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    int rc = ::fsync(dir_fd);
+    int err = errno;
+    ::close(dir_fd);
+    if (rc != 0 && err != EINVAL) return StatusFromErrno(err, "fsync directory '" + dir + "'");
+  }
   return Status::Ok();
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 
@@ -15,8 +16,11 @@ namespace xnai::ingest {
 
 namespace {
 
-// libmagic only needs the head of a file; larger buffers just cost time.
-constexpr size_t kMagicSniffBytes = 1 << 20;
+// libmagic only needs the head of a file to name its type; on text it scans
+// every byte it is given (with regexes), so a whole 1 MiB file cost more than
+// parsing it. Whether the rest of the file is text is decided by our own scan
+// of the whole buffer (ScanText), which is what catches binary in the middle.
+constexpr size_t kMagicSniffBytes = 16 << 10;
 // The PDF header may legally be preceded by junk within the first 1024 bytes.
 constexpr size_t kPdfHeaderWindow = 1024;
 
@@ -81,20 +85,6 @@ bool LooksLikeHtml(std::string_view bytes) {
   return StartsWithNoCase(head, "<!doctype html") || StartsWithNoCase(head, "<html");
 }
 
-// Few enough control characters to be text. Tab, newlines, form feed and
-// escape (terminal colour codes in logs) are normal in text.
-bool FewControlChars(std::string_view bytes) {
-  size_t controls = 0;
-  for (char ch : bytes) {
-    auto c = static_cast<unsigned char>(ch);
-    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v' && c != 0x1B) ||
-        c == 0x7F) {
-      ++controls;
-    }
-  }
-  return controls <= bytes.size() / 100;
-}
-
 // Textual types libmagic names outside text/*.
 bool IsTextualApplicationType(std::string_view mime) {
   return mime == "application/json" || mime == "application/xml" ||
@@ -121,9 +111,12 @@ Result<std::string> DetectMediaType(std::string_view filename, std::string_view 
 
   std::string mime = Magic::Instance().MimeType(bytes);
   if (mime.empty()) mime = "application/octet-stream";
-  bool has_nul = std::memchr(bytes.data(), '\0', bytes.size()) != nullptr;
+  const TextScan scan = ScanText(bytes);
+  // Few enough control characters to be text: escape (colour codes in logs)
+  // and the usual whitespace are normal there and not counted.
+  const bool few_controls = scan.controls <= bytes.size() / 100;
   bool magic_says_text = mime.substr(0, 5) == "text/" || IsTextualApplicationType(mime);
-  bool is_text = !has_nul && FewControlChars(bytes) && (magic_says_text || IsValidUtf8(bytes));
+  bool is_text = !scan.has_nul && few_controls && (magic_says_text || scan.valid_utf8);
   if (!is_text) {
     // libmagic calls NUL-bearing text "application/octet-stream" or even
     // text/plain; either way it is not something we can index.

@@ -3,9 +3,12 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <system_error>
+#include <thread>
 
 #include "base/files.h"
 #include "base/log.h"
@@ -76,82 +79,157 @@ IngestOptions IngestOptionsFromConfig(const IngestConfig& config, std::string co
   return options;
 }
 
-Result<FileOutcome> Ingester::IngestOne(const IngestOptions& options, const std::string& source,
-                                        const std::string& filename, std::string_view bytes,
-                                        const std::string& title) {
-  bool store_failure = false;
-  return IngestOneClassified(options, source, filename, bytes, title, &store_failure);
-}
+struct Ingester::Prepared {
+  Status file_error;   // not OK: the file is skipped (or the upload refused)
+  Status store_error;  // not OK: the Store or BlobStore failed; a folder run stops
+  std::string sha256;
+  // An existing document already holds these bytes: nothing was parsed.
+  bool unchanged = false;
+  int64_t existing_id = 0;
+  int64_t existing_chunks = 0;
+  store::DocumentInput input;     // parsed and chunked, when not unchanged
+  bool blob_staged = false;       // Prepare wrote (or found) the blob
+  bool blob_was_present = false;  // ... and it was there before
+};
 
-Result<FileOutcome> Ingester::IngestOneClassified(const IngestOptions& options,
-                                                  const std::string& source,
-                                                  const std::string& filename,
-                                                  std::string_view bytes, const std::string& title,
-                                                  bool* store_failure) {
-  *store_failure = false;
-  auto store_error = [&](const Status& status) {
-    *store_failure = true;
-    return Err(status);
-  };
+// One candidate of a folder run, prepared by a worker and committed by the
+// calling thread.
+struct Ingester::FileWork {
+  const Candidate* candidate = nullptr;
+  std::string skip_reason;  // the file could not be read
+  std::string bytes;
+  bool was_read = false;
+  Prepared prepared;
+  int64_t size_hint = -1;  // bytes on disk when claimed (-1: not yet looked at)
+  bool ready = false;      // guarded by the pipeline mutex
+};
+
+Ingester::Prepared Ingester::Prepare(const IngestOptions& options, const std::string& source,
+                                     const std::string& filename, std::string_view bytes,
+                                     const std::string& title, bool stage_blob) {
+  Prepared p;
   if (static_cast<int64_t>(bytes.size()) > options.max_file_bytes) {
-    return Err(Status::TooLarge(source + " is " + std::to_string(bytes.size()) +
-                                " bytes, over the limit of " +
-                                std::to_string(options.max_file_bytes)));
+    p.file_error =
+        Status::TooLarge(source + " is " + std::to_string(bytes.size()) +
+                         " bytes, over the limit of " + std::to_string(options.max_file_bytes));
+    return p;
   }
-  FileOutcome outcome;
-  outcome.source = source;
-  outcome.bytes = static_cast<int64_t>(bytes.size());
-  const std::string sha256 = Sha256Hex(bytes);
+  p.sha256 = Sha256Hex(bytes);
 
   // Unchanged content is recognised before any parsing: re-ingesting a large
-  // folder costs one hash per file.
+  // folder costs one hash per file. Within one folder run no earlier file can
+  // change this document (sources are unique), so looking ahead is safe.
   auto existing = store_.FindDocument(options.collection, source);
-  if (!existing) return store_error(existing.error());
-  if (existing->has_value() && (*existing)->sha256 == sha256) {
-    std::lock_guard<std::mutex> lock(BlobLifecycleMutex());
-    if (!blobs_.Has(sha256)) {  // e.g. the blobs folder was pruned by hand
-      auto put = blobs_.Put(bytes);
-      if (!put) return store_error(put.error());
-    }
-    outcome.kind = FileOutcome::Kind::kUnchanged;
-    outcome.document_id = (*existing)->id;
-    outcome.chunks = (*existing)->chunk_count;
-    return outcome;
+  if (!existing) {
+    p.store_error = existing.error();
+    return p;
+  }
+  if (existing->has_value() && (*existing)->sha256 == p.sha256) {
+    p.unchanged = true;
+    p.existing_id = (*existing)->id;
+    p.existing_chunks = (*existing)->chunk_count;
+    return p;
   }
 
   auto media_type = DetectMediaType(filename, bytes);
-  if (!media_type) return Err(media_type.error());
+  if (!media_type) {
+    p.file_error = media_type.error();
+    return p;
+  }
   auto parsed = Parse(*media_type, bytes);
-  if (!parsed) return Err(parsed.error());
+  if (!parsed) {
+    p.file_error = parsed.error();
+    return p;
+  }
   std::vector<store::ChunkInput> chunks = ChunkDocument(*parsed, options.chunking);
-  if (chunks.empty()) return Err(Status::Unprocessable("no text to index"));
-
-  store::DocumentInput input;
+  if (chunks.empty()) {
+    p.file_error = Status::Unprocessable("no text to index");
+    return p;
+  }
+  store::DocumentInput& input = p.input;
   input.collection = options.collection;
   input.source = source;
   input.title = !title.empty()           ? title
                 : !parsed->title.empty() ? parsed->title
                                          : fs::path(filename).filename().string();
   input.media_type = *media_type;
-  input.sha256 = sha256;
+  input.sha256 = p.sha256;
   input.size_bytes = static_cast<int64_t>(bytes.size());
   input.chunks = std::move(chunks);
 
+  if (stage_blob) {
+    // Written (and fsynced) here, off the thread that writes the Store, so
+    // the fsync overlaps other files' work. Not referenced yet: Commit checks
+    // it is still there under the lifecycle lock, and a stopped run removes
+    // the staged blobs nobody references.
+    p.blob_was_present = blobs_.Has(p.sha256);
+    auto put_blob = blobs_.Put(bytes);
+    if (!put_blob) {
+      p.store_error = put_blob.error();
+      return p;
+    }
+    p.blob_staged = true;
+  }
+  return p;
+}
+
+void Ingester::DropBlobIfUnreferenced(const std::string& sha256) {
+  auto refs = store_.CountDocumentsWithSha(sha256);
+  if (refs && *refs == 0) (void)blobs_.Remove(sha256);
+}
+
+Result<FileOutcome> Ingester::Commit(const IngestOptions& options, const std::string& source,
+                                     Prepared& prepared, std::string_view bytes,
+                                     bool* store_failure) {
+  *store_failure = false;
+  auto store_error = [&](const Status& status) {
+    *store_failure = true;
+    return Err(status);
+  };
+  if (!prepared.store_error.ok()) return store_error(prepared.store_error);
+  if (!prepared.file_error.ok()) return Err(prepared.file_error);
+  const std::string& sha256 = prepared.sha256;
+  FileOutcome outcome;
+  outcome.source = source;
+  outcome.bytes = static_cast<int64_t>(bytes.size());
+
+  if (prepared.unchanged) {
+    std::lock_guard<std::mutex> lock(BlobLifecycleMutex());
+    if (!blobs_.Has(sha256)) {  // e.g. the blobs folder was pruned by hand
+      auto put = blobs_.Put(bytes);
+      if (!put) return store_error(put.error());
+    }
+    outcome.kind = FileOutcome::Kind::kUnchanged;
+    outcome.document_id = prepared.existing_id;
+    outcome.chunks = prepared.existing_chunks;
+    return outcome;
+  }
+
+  const store::DocumentInput& input = prepared.input;
   std::lock_guard<std::mutex> lock(BlobLifecycleMutex());
   // Look again under the lock: another thread may have replaced the document
   // since, and it is the blob being replaced now that may become garbage.
-  existing = store_.FindDocument(options.collection, source);
-  if (!existing) return store_error(existing.error());
-  bool blob_was_present = blobs_.Has(sha256);
-  auto put_blob = blobs_.Put(bytes);
-  if (!put_blob) return store_error(put_blob.error());
+  auto existing = store_.FindDocument(options.collection, source);
+  if (!existing) {
+    if (prepared.blob_staged && !prepared.blob_was_present) DropBlobIfUnreferenced(sha256);
+    return store_error(existing.error());
+  }
+  const bool blob_was_present =
+      prepared.blob_staged ? prepared.blob_was_present : blobs_.Has(sha256);
+  // A staged blob is normally still in place (a stat); it is put again when
+  // something removed it meanwhile (another document let go of the same
+  // bytes), so the document never references a missing blob.
+  std::error_code ec;
+  const auto staged_size = prepared.blob_staged ? fs::file_size(blobs_.PathFor(sha256), ec)
+                                                : static_cast<std::uintmax_t>(0);
+  if (!prepared.blob_staged || ec || staged_size != bytes.size()) {
+    auto put_blob = blobs_.Put(bytes);
+    if (!put_blob) return store_error(put_blob.error());
+  }
   auto put = store_.PutDocument(input);
   if (!put) {
-    if (!blob_was_present) {
-      // Best effort: do not leave a blob no document references.
-      auto refs = store_.CountDocumentsWithSha(sha256);
-      if (refs && *refs == 0) (void)blobs_.Remove(sha256);
-    }
+    // Best effort: do not leave a blob no document references.
+    if (!blob_was_present) DropBlobIfUnreferenced(sha256);
     return store_error(put.error());
   }
   outcome.document_id = put->document.id;
@@ -180,6 +258,29 @@ Result<FileOutcome> Ingester::IngestOneClassified(const IngestOptions& options,
     }
   }
   return outcome;
+}
+
+void Ingester::PrepareFile(const IngestOptions& options, FileWork& work, bool stage_blob) {
+  const Candidate& candidate = *work.candidate;
+  if (!candidate.skip_reason.empty()) return;
+  try {
+    auto bytes = ReadFileToString(candidate.path, options.max_file_bytes);
+    if (!bytes) {
+      const Status& st = bytes.error();
+      work.skip_reason =
+          st.code() == Status::Code::kNotFound ? "file vanished during ingest" : st.message();
+      return;
+    }
+    work.bytes = std::move(*bytes);
+    work.was_read = true;
+    work.prepared = Prepare(options, candidate.canonical.string(),
+                            candidate.path.filename().string(), work.bytes, "", stage_blob);
+  } catch (const std::exception& e) {
+    // Out of memory on a huge file, most likely: the file is skipped, the run
+    // goes on (the worker thread must not die with an exception).
+    work.prepared = Prepared();
+    work.prepared.file_error = Status::Internal(std::string("cannot ingest: ") + e.what());
+  }
 }
 
 Result<IngestSummary> Ingester::IngestPaths(const std::vector<fs::path>& paths,
@@ -272,33 +373,125 @@ Result<IngestSummary> Ingester::IngestPaths(const std::vector<fs::path>& paths,
 
   IngestSummary summary;
   const auto total = static_cast<int64_t>(candidates.size());
-  int64_t done = 0;
-  for (const Candidate& candidate : candidates) {
-    ++done;
+  std::vector<FileWork> works(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) works[i].candidate = &candidates[i];
+
+  // Workers prepare files ahead, in order, at most `window` past the next one
+  // to commit and, unless nothing else is in flight, within
+  // max_bytes_in_flight (so a few huge files are not all held at once); this
+  // thread commits them in order, so results, progress calls
+  // and the point where a store failure stops the run are exactly those of a
+  // one-file-at-a-time run.
+  int threads = options.threads > 0
+                    ? options.threads
+                    : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+  threads = static_cast<int>(std::min<int64_t>(threads, total));
+  const bool parallel = threads > 1;
+  const int64_t window = threads + 1;
+  std::mutex mu;
+  std::condition_variable work_ready;  // a FileWork became ready
+  std::condition_variable room;        // the window moved, or stop
+  int64_t next_to_claim = 0;           // guarded by mu
+  int64_t next_to_commit = 0;          // guarded by mu
+  int64_t bytes_in_flight = 0;         // guarded by mu: size_hint of claimed, uncommitted files
+  // May the next file be claimed now? Called with mu held.
+  auto may_claim = [&] {
+    if (next_to_claim >= next_to_commit + window) return false;
+    FileWork& next = works[static_cast<size_t>(next_to_claim)];
+    if (next.size_hint < 0) {
+      std::error_code ec;  // skipped candidates and vanished files count as empty
+      const auto size = next.candidate->skip_reason.empty()
+                            ? fs::file_size(next.candidate->path, ec)
+                            : std::uintmax_t{0};
+      next.size_hint = ec ? 0 : static_cast<int64_t>(size);
+    }
+    return bytes_in_flight == 0 || bytes_in_flight + next.size_hint <= options.max_bytes_in_flight;
+  };
+  bool stop = false;  // guarded by mu
+  std::vector<std::thread> workers;
+  auto stop_workers = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    room.notify_all();
+    for (std::thread& worker : workers) worker.join();
+    workers.clear();
+  };
+  if (parallel) {
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&] {
+        std::unique_lock<std::mutex> lock(mu);
+        for (;;) {
+          room.wait(lock, [&] { return stop || next_to_claim >= total || may_claim(); });
+          if (stop || next_to_claim >= total) return;
+          FileWork& work = works[static_cast<size_t>(next_to_claim++)];
+          bytes_in_flight += work.size_hint;
+          lock.unlock();
+          PrepareFile(options, work, /*stage_blob=*/true);
+          lock.lock();
+          work.ready = true;
+          work_ready.notify_all();
+        }
+      });
+    }
+  }
+  // Whatever way this function returns, the workers are stopped and joined.
+  struct JoinOnExit {
+    std::function<void()> fn;
+    ~JoinOnExit() { fn(); }
+  } join_on_exit{stop_workers};
+
+  for (int64_t index = 0; index < total; ++index) {
+    FileWork& work = works[static_cast<size_t>(index)];
+    if (parallel) {
+      std::unique_lock<std::mutex> lock(mu);
+      work_ready.wait(lock, [&] { return work.ready; });
+    } else {
+      PrepareFile(options, work, /*stage_blob=*/false);
+    }
+    const Candidate& candidate = *work.candidate;
     ++summary.files;
     FileOutcome outcome;
     if (!candidate.skip_reason.empty()) {
       outcome = Skipped(candidate.path.string(), candidate.skip_reason);
+    } else if (!work.was_read) {
+      outcome = Skipped(candidate.canonical.string(), work.skip_reason);
     } else {
       const std::string source = candidate.canonical.string();
-      auto bytes = ReadFileToString(candidate.path, options.max_file_bytes);
-      if (!bytes) {
-        const Status& st = bytes.error();
-        outcome =
-            Skipped(source, st.code() == Status::Code::kNotFound ? "file vanished during ingest"
-                                                                 : st.message());
-      } else {
-        summary.bytes += static_cast<int64_t>(bytes->size());
-        bool store_failure = false;
-        auto result = IngestOneClassified(options, source, candidate.path.filename().string(),
-                                          *bytes, "", &store_failure);
-        if (!result) {
-          if (store_failure) return Err(result.error());
-          outcome = Skipped(source, result.error().message(), static_cast<int64_t>(bytes->size()));
-        } else {
-          outcome = std::move(*result);
+      summary.bytes += static_cast<int64_t>(work.bytes.size());
+      bool store_failure = false;
+      auto result = Commit(options, source, work.prepared, work.bytes, &store_failure);
+      if (!result) {
+        if (store_failure) {
+          // Files prepared ahead may have staged blobs no document will
+          // reference now: remove them once the workers are done.
+          stop_workers();
+          std::lock_guard<std::mutex> lock(BlobLifecycleMutex());
+          for (size_t later = static_cast<size_t>(index) + 1; later < works.size(); ++later) {
+            const Prepared& p = works[later].prepared;
+            if (works[later].ready && p.blob_staged && !p.blob_was_present) {
+              DropBlobIfUnreferenced(p.sha256);
+            }
+          }
+          return Err(result.error());
         }
+        outcome =
+            Skipped(source, result.error().message(), static_cast<int64_t>(work.bytes.size()));
+      } else {
+        outcome = std::move(*result);
       }
+    }
+    // Done with this file: free its bytes and chunks before the next.
+    work.bytes = std::string();
+    work.prepared = Prepared();
+    if (parallel) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        next_to_commit = index + 1;
+        bytes_in_flight -= work.size_hint;
+      }
+      room.notify_all();
     }
     switch (outcome.kind) {
       case FileOutcome::Kind::kAdded:
@@ -317,7 +510,7 @@ Result<IngestSummary> Ingester::IngestPaths(const std::vector<fs::path>& paths,
         summary.skipped_files.push_back(outcome);
         break;
     }
-    if (progress) progress(done, total, outcome);
+    if (progress) progress(index + 1, total, outcome);
   }
   return summary;
 }
@@ -336,7 +529,10 @@ Result<FileOutcome> Ingester::IngestBytes(const IngestOptions& options, const st
   auto collection = store_.EnsureCollection(options.collection);
   if (!collection) return Err(collection.error());
   const std::string effective_source = source.empty() ? "upload:" + filename : source;
-  return IngestOne(options, effective_source, filename.empty() ? source : filename, bytes, title);
+  Prepared prepared = Prepare(options, effective_source, filename.empty() ? source : filename,
+                              bytes, title, /*stage_blob=*/false);
+  bool store_failure = false;
+  return Commit(options, effective_source, prepared, bytes, &store_failure);
 }
 
 Result<fs::path> ResolveAllowedPath(const std::string& requested,

@@ -1,6 +1,8 @@
 // Ingester: files, folders and uploaded bytes -> parsed, chunked documents in
 // the Store, originals kept in the BlobStore. Synchronous (the durable worker
-// comes later). Safe to call from several threads.
+// comes later): IngestPaths prepares upcoming files on a few threads of its
+// own but returns only when they are all done. Safe to call from several
+// threads.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +53,15 @@ struct IngestOptions {
   // folder is skipped unless this is set: a folder handed to the server must
   // not become a way to read /etc through a link planted in it.
   bool follow_symlinks_outside = false;
+  // IngestPaths reads, hashes, detects, parses and chunks upcoming files and
+  // writes their blobs on this many worker threads while the calling thread
+  // writes documents to the Store one by one, in order. 0 picks the number of
+  // hardware threads, at most 4; 1 does everything on the calling thread.
+  // At most threads + 1 files are held in memory at once, and files are only
+  // read ahead while their sizes add up to at most max_bytes_in_flight (one
+  // file larger than that is still read, alone).
+  int threads = 0;
+  int64_t max_bytes_in_flight = 64ll << 20;
 };
 
 IngestOptions IngestOptionsFromConfig(const IngestConfig& config, std::string collection);
@@ -81,14 +92,26 @@ class Ingester {
                                   const std::string& source = "");
 
  private:
-  Result<FileOutcome> IngestOne(const IngestOptions& options, const std::string& source,
-                                const std::string& filename, std::string_view bytes,
-                                const std::string& title);
-  // IngestOne, telling the caller whether a failure came from the Store or
-  // BlobStore (stops a folder run) rather than from the file (skips it).
-  Result<FileOutcome> IngestOneClassified(const IngestOptions& options, const std::string& source,
-                                          const std::string& filename, std::string_view bytes,
-                                          const std::string& title, bool* store_failure);
+  // What Prepare learned about one file; defined in ingester.cc.
+  struct Prepared;
+  struct FileWork;
+
+  // The part of ingesting a file that needs no write to the Store: hash,
+  // look up the existing document, detect, parse, chunk and, when
+  // `stage_blob`, write the blob (durable, but not yet referenced). Safe to
+  // run on several threads at once.
+  Prepared Prepare(const IngestOptions& options, const std::string& source,
+                   const std::string& filename, std::string_view bytes, const std::string& title,
+                   bool stage_blob);
+  // Writes a prepared file to the Store (its blob first). Sets
+  // *store_failure when a failure came from the Store or BlobStore (stops a
+  // folder run) rather than from the file (skips it).
+  Result<FileOutcome> Commit(const IngestOptions& options, const std::string& source,
+                             Prepared& prepared, std::string_view bytes, bool* store_failure);
+  // Reads and prepares candidate `work` of a folder run (on a worker thread).
+  void PrepareFile(const IngestOptions& options, FileWork& work, bool stage_blob);
+  // Removes the blob `sha256` unless a document references it (best effort).
+  void DropBlobIfUnreferenced(const std::string& sha256);
   store::Store& store_;
   store::BlobStore& blobs_;
 };

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "base/files.h"
 #include "ingest/test_pdf.h"
@@ -44,7 +47,8 @@ void WriteFile(const fs::path& path, std::string_view data) {
 // tested independently of SQLite (the SQLite tests below cover the real one).
 class FakeStore : public store::Store {
  public:
-  Status fail_put;  // returned by PutDocument when not OK
+  Status fail_put;        // returned by PutDocument when not OK
+  int succeed_first = 0;  // ... except by the first this many calls
   int put_calls = 0;
 
   Result<store::Collection> CreateCollection(const std::string& name,
@@ -94,7 +98,7 @@ class FakeStore : public store::Store {
   Result<store::PutResult> PutDocument(const store::DocumentInput& input) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++put_calls;
-    if (!fail_put.ok()) return Err(fail_put);
+    if (!fail_put.ok() && put_calls > succeed_first) return Err(fail_put);
     if (!collections_.count(input.collection)) return Err(Status::NotFound(input.collection));
     store::PutResult result;
     for (auto& [id, doc] : docs_) {
@@ -367,6 +371,193 @@ TEST_F(IngesterTest, StoreFailureStopsTheRun) {
   EXPECT_FALSE(blobs_->Has(Sha256Hex(*ReadFileToString(data_.path() / "a.txt"))));
 }
 
+// ---------------------------------------------------------------- parallel
+
+// Every file name in the blob store (blobs are DIR/ab/abcdef...).
+std::vector<std::string> BlobFiles(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) out.push_back(entry.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Many files of every kind, so worker threads run ahead of the store writes.
+void WriteBigCorpus(const fs::path& root) {
+  WriteCorpus(root);
+  for (int i = 0; i < 40; ++i) {
+    std::string text = "File number " + std::to_string(i) + "\n\n";
+    for (int k = 0; k <= i; ++k) text += "Paragraph " + std::to_string(k) + " of some words.\n\n";
+    WriteFile(root / "many" / ("f" + std::to_string(100 + i) + (i % 2 ? ".md" : ".txt")), text);
+    if (i % 10 == 3)
+      WriteFile(root / "many" / ("bin" + std::to_string(i) + ".txt"),
+                std::string("binary\0bytes", 12));
+  }
+  WriteFile(root / "many" / "big.txt", std::string(5000, 'x'));
+}
+
+struct Recorded {
+  std::vector<std::string> progress;  // "done/total kind source reason chunks bytes"
+};
+
+std::string Describe(int64_t done, int64_t total, const FileOutcome& o) {
+  return std::to_string(done) + "/" + std::to_string(total) + " " +
+         std::to_string(static_cast<int>(o.kind)) + " " + o.source + " [" + o.reason + "] " +
+         std::to_string(o.chunks) + " " + std::to_string(o.bytes);
+}
+
+TEST_F(IngesterTest, ParallelRunMatchesSequentialRun) {
+  WriteBigCorpus(data_.path());
+  auto run = [&](int threads, FakeStore& store, const fs::path& blob_dir) {
+    auto blobs = store::BlobStore::Open(blob_dir);
+    EXPECT_TRUE(blobs);
+    Ingester ingester(store, *blobs);
+    IngestOptions options;
+    options.threads = threads;
+    options.max_file_bytes = 4096;  // big.txt is skipped as too large
+    std::vector<std::string> calls;
+    auto summary = ingester.IngestPaths({data_.path()}, options,
+                                        [&](int64_t done, int64_t total, const FileOutcome& o) {
+                                          calls.push_back(Describe(done, total, o));
+                                        });
+    EXPECT_TRUE(summary) << summary.error().ToString();
+    std::vector<std::string> skipped;
+    for (const auto& f : summary->skipped_files) skipped.push_back(f.source + " " + f.reason);
+    calls.push_back("added " + std::to_string(summary->added) + " skipped " +
+                    std::to_string(summary->skipped) + " chunks " +
+                    std::to_string(summary->chunks) + " bytes " + std::to_string(summary->bytes));
+    calls.insert(calls.end(), skipped.begin(), skipped.end());
+    return calls;
+  };
+  FakeStore sequential_store;
+  TempDir sequential_blobs;
+  const std::vector<std::string> expected = run(1, sequential_store, sequential_blobs.path());
+  ASSERT_GT(expected.size(), 50u);
+  EXPECT_NE(std::find_if(expected.begin(), expected.end(),
+                         [](const std::string& s) { return s.find("binary content") != s.npos; }),
+            expected.end());
+  EXPECT_NE(std::find_if(expected.begin(), expected.end(),
+                         [](const std::string& s) { return s.find("over the limit") != s.npos; }),
+            expected.end());
+  for (int threads : {2, 5}) {
+    SCOPED_TRACE(threads);
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      FakeStore store;
+      TempDir blob_dir;
+      EXPECT_EQ(run(threads, store, blob_dir.path()), expected);
+      EXPECT_EQ(BlobFiles(blob_dir.path()), BlobFiles(sequential_blobs.path()));
+      // Document ids follow the order of commits, so they match too.
+      auto docs = store.ListDocuments(std::nullopt, 1000, 0);
+      auto sequential_docs = sequential_store.ListDocuments(std::nullopt, 1000, 0);
+      ASSERT_TRUE(docs && sequential_docs);
+      ASSERT_EQ(docs->size(), sequential_docs->size());
+      for (size_t i = 0; i < docs->size(); ++i) {
+        EXPECT_EQ((*docs)[i].id, (*sequential_docs)[i].id);
+        EXPECT_EQ((*docs)[i].source, (*sequential_docs)[i].source);
+        EXPECT_EQ((*docs)[i].sha256, (*sequential_docs)[i].sha256);
+      }
+    }
+  }
+}
+
+TEST_F(IngesterTest, ParallelReingestIsUnchangedWithoutPuts) {
+  WriteBigCorpus(data_.path());
+  IngestOptions options;
+  options.threads = 3;
+  auto first = ingester_->IngestPaths({data_.path()}, options);
+  ASSERT_TRUE(first) << first.error().ToString();
+  const int puts = store_.put_calls;
+  const auto blobs_before = BlobFiles(blob_dir_.path());
+  // A pruned blob is put back even though the document is unchanged.
+  auto docs = store_.ListDocuments(std::nullopt, 1000, 0);
+  ASSERT_TRUE(docs && !docs->empty());
+  ASSERT_TRUE(blobs_->Remove((*docs)[0].sha256).ok());
+  auto again = ingester_->IngestPaths({data_.path()}, options);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_EQ(again->unchanged, first->added);
+  EXPECT_EQ(again->added, 0);
+  EXPECT_EQ(store_.put_calls, puts);
+  EXPECT_EQ(BlobFiles(blob_dir_.path()), blobs_before);
+}
+
+TEST_F(IngesterTest, ParallelStoreFailureMidRunStopsAndLeavesNoOrphanBlob) {
+  WriteBigCorpus(data_.path());
+  for (int threads : {1, 2, 4}) {
+    SCOPED_TRACE(threads);
+    FakeStore store;
+    TempDir blob_dir;
+    auto blobs = store::BlobStore::Open(blob_dir.path());
+    ASSERT_TRUE(blobs);
+    Ingester ingester(store, *blobs);
+    store.fail_put = Status::ResourceExhausted("disk full");
+    store.succeed_first = 6;
+    IngestOptions options;
+    options.threads = threads;
+    std::vector<FileOutcome::Kind> kinds;
+    auto result = ingester.IngestPaths(
+        {data_.path()}, options,
+        [&](int64_t, int64_t, const FileOutcome& o) { kinds.push_back(o.kind); });
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), Status::Code::kResourceExhausted);
+    EXPECT_EQ(store.put_calls, 7) << "stopped at the first failure";
+    // Progress was reported for every file before the failing one, not after.
+    EXPECT_EQ(std::count(kinds.begin(), kinds.end(), FileOutcome::Kind::kAdded), 6);
+    EXPECT_EQ(std::count(kinds.begin(), kinds.end(), FileOutcome::Kind::kSkipped),
+              static_cast<int64_t>(kinds.size()) - 6);
+    // Exactly the blobs of the stored documents remain: neither the failed
+    // file's nor those that workers had written ahead for later files.
+    auto docs = store.ListDocuments(std::nullopt, 1000, 0);
+    ASSERT_TRUE(docs);
+    ASSERT_EQ(docs->size(), 6u);
+    std::vector<std::string> expected_blobs;
+    for (const auto& d : *docs) expected_blobs.push_back(d.sha256);
+    std::sort(expected_blobs.begin(), expected_blobs.end());
+    EXPECT_EQ(BlobFiles(blob_dir.path()), expected_blobs);
+  }
+}
+
+TEST_F(IngesterTest, ParallelRunHoldsAFewFilesAtOnce) {
+  WriteBigCorpus(data_.path());
+  IngestOptions options;
+  options.threads = 2;
+  // Blobs are written by the workers as they prepare files, so the blob
+  // count when file N is reported bounds how far they ran ahead.
+  int64_t most_ahead = 0;
+  int64_t stored = 0;
+  auto summary =
+      ingester_->IngestPaths({data_.path()}, options, [&](int64_t, int64_t, const FileOutcome& o) {
+        if (o.kind == FileOutcome::Kind::kAdded) ++stored;
+        auto blobs = static_cast<int64_t>(BlobFiles(blob_dir_.path()).size());
+        most_ahead = std::max(most_ahead, blobs - stored);
+      });
+  ASSERT_TRUE(summary) << summary.error().ToString();
+  EXPECT_EQ(summary->added, stored);
+  EXPECT_LE(most_ahead, 3) << "threads + 1 files in flight at most";
+}
+
+TEST_F(IngesterTest, ParallelRunReadsBigFilesAheadOneAtATime) {
+  for (int i = 0; i < 12; ++i) {
+    WriteFile(data_.path() / ("big" + std::to_string(10 + i) + ".txt"),
+              "Big file " + std::to_string(i) + "\n\n" + std::string(20000, 'a' + i % 26));
+  }
+  IngestOptions options;
+  options.threads = 4;
+  options.max_bytes_in_flight = 30000;  // room for one of these files, not two
+  int64_t most_ahead = 0;
+  int64_t stored = 0;
+  auto summary =
+      ingester_->IngestPaths({data_.path()}, options, [&](int64_t, int64_t, const FileOutcome& o) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (o.kind == FileOutcome::Kind::kAdded) ++stored;
+        auto blobs = static_cast<int64_t>(BlobFiles(blob_dir_.path()).size());
+        most_ahead = std::max(most_ahead, blobs - stored);
+      });
+  ASSERT_TRUE(summary) << summary.error().ToString();
+  EXPECT_EQ(summary->added, 12);
+  EXPECT_LE(most_ahead, 1) << "one big file in flight at a time";
+}
+
 TEST_F(IngesterTest, TooLargeFileIsSkipped) {
   WriteFile(data_.path() / "big.txt", std::string(5000, 'a'));
   WriteFile(data_.path() / "small.txt", "small");
@@ -406,10 +597,14 @@ TEST_F(IngesterTest, FileVanishingDuringTheRunIsSkipped) {
   WriteFile(data_.path() / "1.txt", "first");
   WriteFile(data_.path() / "2.txt", "second");
   WriteFile(data_.path() / "3.txt", "third");
-  auto summary =
-      ingester_->IngestPaths({data_.path()}, {}, [&](int64_t done, int64_t, const FileOutcome&) {
-        if (done == 1) fs::remove(data_.path() / "2.txt");
-      });
+  // One file at a time: worker threads would have read 2.txt ahead, before
+  // it vanishes (see ParallelRunMatchesSequentialRun for the parallel path).
+  IngestOptions options;
+  options.threads = 1;
+  auto summary = ingester_->IngestPaths({data_.path()}, options,
+                                        [&](int64_t done, int64_t, const FileOutcome&) {
+                                          if (done == 1) fs::remove(data_.path() / "2.txt");
+                                        });
   ASSERT_TRUE(summary);
   EXPECT_EQ(summary->files, 3);
   EXPECT_EQ(summary->added, 2);

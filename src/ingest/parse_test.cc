@@ -61,6 +61,156 @@ TEST(TextUtilTest, ValidatesUtf8Strictly) {
   EXPECT_FALSE(IsValidUtf8("\x80"));              // lone continuation
 }
 
+// Straightforward code point decoding, as the oracle for the word-at-a-time
+// scanners.
+bool ReferenceValidUtf8(std::string_view bytes) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    auto c = static_cast<unsigned char>(bytes[i]);
+    int len = c < 0x80             ? 1
+              : (c & 0xE0) == 0xC0 ? 2
+              : (c & 0xF0) == 0xE0 ? 3
+              : (c & 0xF8) == 0xF0 ? 4
+                                   : 0;
+    if (len == 0 || i + len > bytes.size()) return false;
+    char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (int k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(bytes[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    const char32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+TEST(TextUtilTest, ScanTextAgreesWithReferenceOnRandomBuffers) {
+  // Mostly ASCII with sprinkled multi-byte sequences, broken sequences,
+  // controls and NULs at every alignment relative to the 8-byte words.
+  const std::vector<std::string> pieces = {"a",
+                                           "hello ",
+                                           "\n",
+                                           "\t",
+                                           "\x1B[0m",
+                                           "\xC3\xA9",
+                                           "\xE2\x82\xAC",
+                                           "\xF0\x9F\x98\x80",
+                                           "\x7F",
+                                           "\x01",
+                                           std::string("\0", 1),
+                                           "\xC0\xAF",
+                                           "\xED\xA0\x80",
+                                           "\xF4\x90\x80\x80",
+                                           "\xE0\x9F\xBF",
+                                           "\x80",
+                                           "\xC3",
+                                           "\xF0\x9F\x98",
+                                           "\xFF",
+                                           "\r\f\v"};
+  std::mt19937 rng(7);
+  for (int round = 0; round < 3000; ++round) {
+    std::string buf;
+    int n = static_cast<int>(rng() % 40);
+    for (int k = 0; k < n; ++k) {
+      // Clean ASCII most of the time so the fast path is taken.
+      buf += rng() % 4 != 0 ? pieces[rng() % 2] : pieces[rng() % pieces.size()];
+    }
+    SCOPED_TRACE(::testing::PrintToString(buf));
+    TextScan scan = ScanText(buf);
+    EXPECT_EQ(scan.valid_utf8, ReferenceValidUtf8(buf));
+    EXPECT_EQ(IsValidUtf8(buf), ReferenceValidUtf8(buf));
+    EXPECT_EQ(scan.has_nul, buf.find('\0') != std::string::npos);
+    size_t controls = 0;
+    for (char ch : buf) {
+      auto c = static_cast<unsigned char>(ch);
+      if ((c < 0x20 && std::string_view("\t\n\r\f\v\x1B").find(ch) == std::string_view::npos) ||
+          c == 0x7F)
+        ++controls;
+    }
+    EXPECT_EQ(scan.controls, controls);
+  }
+}
+
+// The code point by code point definition of CleanText, as the oracle for
+// its run-at-a-time implementation.
+std::string ReferenceCleanText(std::string_view utf8) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < utf8.size()) {
+    auto c = static_cast<unsigned char>(utf8[pos]);
+    if (c < 0x80) {
+      ++pos;
+      if (c == '\n' || c == '\f') {
+        out += '\n';
+      } else if (c == '\r') {
+        if (pos < utf8.size() && utf8[pos] == '\n') ++pos;
+        out += '\n';
+      } else if (c == '\t' || c == '\v') {
+        out += ' ';
+      } else if (c >= 0x20 && c != 0x7F) {
+        out += static_cast<char>(c);
+      }
+      continue;
+    }
+    int len = Utf8SequenceLength(c);
+    std::string_view seq = utf8.substr(pos, len);
+    pos += seq.size();
+    if (seq == "\xE2\x80\xA8" || seq == "\xE2\x80\xA9") {
+      out += '\n';
+    } else if (seq != "\xEF\xBB\xBF" && !(seq.size() == 2 && seq[0] == '\xC2' &&
+                                          static_cast<unsigned char>(seq[1]) <= 0x9F)) {
+      out += seq;
+    }
+  }
+  return out;
+}
+
+TEST(TextUtilTest, CleanTextAgreesWithReferenceOnRandomText) {
+  const std::vector<std::string> pieces = {"word ",
+                                           "longer run of plain text. ",
+                                           "\n",
+                                           "\r\n",
+                                           "\r",
+                                           "\t",
+                                           "\v",
+                                           "\f",
+                                           "\x01",
+                                           "\x02",
+                                           "\x7F",
+                                           "\xC3\xA9",
+                                           "\xE2\x82\xAC",
+                                           "\xF0\x9F\x98\x80",
+                                           "\xE2\x80\xA8",
+                                           "\xEF\xBB\xBF",
+                                           "\xC2\x85",
+                                           "~",
+                                           " "};
+  std::mt19937 rng(11);
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    int n = static_cast<int>(rng() % 30);
+    for (int k = 0; k < n; ++k) {
+      text += rng() % 3 != 0 ? pieces[rng() % 2] : pieces[rng() % pieces.size()];
+    }
+    SCOPED_TRACE(::testing::PrintToString(text));
+    EXPECT_EQ(CleanText(text), ReferenceCleanText(text));
+  }
+}
+
+TEST(TextUtilTest, ScanTextEdges) {
+  EXPECT_TRUE(ScanText("").valid_utf8);
+  EXPECT_FALSE(ScanText("").has_nul);
+  TextScan clean = ScanText(std::string(1 << 16, 'x') + "\n\t\x1B");
+  EXPECT_TRUE(clean.valid_utf8);
+  EXPECT_EQ(clean.controls, 0u);
+  TextScan late = ScanText(std::string(1 << 16, 'x') + std::string("\x02\0\xFF", 3));
+  EXPECT_TRUE(late.has_nul);
+  EXPECT_EQ(late.controls, 2u);  // \x02 and NUL
+  EXPECT_FALSE(late.valid_utf8);
+}
+
 TEST(TextUtilTest, DecodesWindows1252AndStripsBom) {
   EXPECT_EQ(DecodeToUtf8("\xEF\xBB\xBFhello"), "hello");
   EXPECT_EQ(DecodeToUtf8("caf\xE9"), "caf\xC3\xA9");
@@ -172,6 +322,41 @@ TEST(DetectTest, Table) {
       EXPECT_NE(result.error().message().find(c.expected), std::string::npos)
           << result.error().message();
     }
+  }
+}
+
+// libmagic only sees the head of a file; the whole-buffer scan must still
+// catch binary content after it.
+TEST(DetectTest, BinaryPastTheSniffedHeadIsCaught) {
+  std::string text;
+  while (text.size() < (300u << 10)) text += "An ordinary line of prose, nothing binary here.\n";
+  {
+    auto result = DetectMediaType("big.txt", text);
+    ASSERT_TRUE(result) << result.error().ToString();
+    EXPECT_EQ(*result, "text/plain");
+  }
+  {
+    std::string with_nul = text;
+    with_nul[250u << 10] = '\0';
+    auto result = DetectMediaType("big.txt", with_nul);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), Status::Code::kUnsupported);
+    EXPECT_NE(result.error().message().find("binary content"), std::string::npos);
+  }
+  {
+    // A binary blob without NULs appended to text: many control characters.
+    std::string with_controls = text;
+    std::mt19937 rng(3);
+    for (int k = 0; k < (64 << 10); ++k) with_controls += static_cast<char>(1 + rng() % 0x1F);
+    auto result = DetectMediaType("big.md", with_controls);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), Status::Code::kUnsupported);
+  }
+  {
+    std::string utf8 = text + "caf\xC3\xA9 \xE2\x82\xAC\n";
+    auto result = DetectMediaType("big.md", utf8);
+    ASSERT_TRUE(result) << result.error().ToString();
+    EXPECT_EQ(*result, "text/markdown");
   }
 }
 

@@ -1,6 +1,7 @@
 #include "ingest/text_util.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace xnai::ingest {
 
@@ -29,43 +30,109 @@ std::string TruncateCodePoints(std::string s, int64_t max_cp) {
   return s;
 }
 
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHighBits = 0x8080808080808080ull;
+
+// Length of the well-formed UTF-8 sequence starting at p[0] (a byte >= 0x80),
+// or 0 when it is not one (bad lead, bad continuation, overlong, surrogate,
+// above U+10FFFF, or cut off by the end).
+size_t WellFormedSequenceLength(const unsigned char* p, size_t available) {
+  const unsigned char c = p[0];
+  size_t len;
+  unsigned char lo = 0x80;  // allowed range of the second byte
+  unsigned char hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;  // overlong
+    if (c == 0xED) hi = 0x9F;  // surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;  // overlong
+    if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (len > available) return 0;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (size_t k = 2; k < len; ++k) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+  }
+  return len;
+}
+
+bool IsUnusualControl(unsigned char c) {
+  return (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v' && c != 0x1B) ||
+         c == 0x7F;
+}
+
 }  // namespace
 
 bool IsValidUtf8(std::string_view bytes) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t n = bytes.size();
+  const size_t n = bytes.size();
   size_t i = 0;
   while (i < n) {
-    unsigned char c = p[i];
-    if (c < 0x80) {
+    if (i + 8 <= n) {  // ASCII fast path: eight bytes without a high bit
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if ((word & kHighBits) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (p[i] < 0x80) {
       ++i;
       continue;
     }
-    int len;
-    char32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;  // continuation byte as lead, overlong 2-byte lead, or > U+10FFFF
-    }
-    if (i + len > n) return false;
-    for (int k = 1; k < len; ++k) {
-      unsigned char cc = p[i + k];
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return false;
-    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return false;
+    size_t len = WellFormedSequenceLength(p + i, n - i);
+    if (len == 0) return false;
     i += len;
   }
   return true;
+}
+
+// Text is mostly ASCII without control characters, so eight bytes
+// are checked at a time and only a word holding a control character, DEL or
+// a non-ASCII byte is looked at byte by byte.
+TextScan ScanText(std::string_view bytes) {
+  TextScan scan;
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  size_t i = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      // For ASCII bytes, (b - 0x20) borrows into the high bit exactly when
+      // b < 0x20, and (b ^ 0x7F) is zero exactly for DEL.
+      const uint64_t below_space = (word - 0x20 * kOnes) & ~word & kHighBits;
+      const uint64_t del = word ^ (0x7F * kOnes);
+      const uint64_t is_del = (del - kOnes) & ~del & kHighBits;
+      if (((word & kHighBits) | below_space | is_del) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if (c == 0) scan.has_nul = true;
+      if (IsUnusualControl(c)) ++scan.controls;
+      ++i;
+      continue;
+    }
+    if (scan.valid_utf8) {
+      size_t len = WellFormedSequenceLength(p + i, n - i);
+      if (len != 0) {
+        i += len;
+        continue;
+      }
+      scan.valid_utf8 = false;
+    }
+    ++i;  // a byte >= 0x80 is never NUL nor an unusual control character
+  }
+  return scan;
 }
 
 void AppendUtf8(std::string& out, char32_t cp) {
@@ -123,8 +190,37 @@ std::string DecodeToUtf8(std::string_view bytes) {
 std::string CleanText(std::string_view utf8) {
   std::string out;
   out.reserve(utf8.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(utf8.data());
+  const size_t n = utf8.size();
   size_t pos = 0;
-  while (pos < utf8.size()) {
+  while (pos < n) {
+    // Most text is printable ASCII and newlines, kept as they are: find the
+    // whole run (eight bytes at a time while there is no control character,
+    // DEL or non-ASCII byte) and append it at once.
+    size_t run_end = pos;
+    for (;;) {
+      if (run_end + 8 <= n) {
+        uint64_t word;
+        std::memcpy(&word, p + run_end, 8);
+        const uint64_t below_space = (word - 0x20 * kOnes) & ~word & kHighBits;
+        const uint64_t del = word ^ (0x7F * kOnes);
+        const uint64_t is_del = (del - kOnes) & ~del & kHighBits;
+        if (((word & kHighBits) | below_space | is_del) == 0) {
+          run_end += 8;
+          continue;
+        }
+      }
+      if (run_end < n && ((p[run_end] >= 0x20 && p[run_end] < 0x7F) || p[run_end] == '\n')) {
+        ++run_end;
+        continue;
+      }
+      break;
+    }
+    if (run_end > pos) {
+      out.append(utf8.data() + pos, run_end - pos);
+      pos = run_end;
+      if (pos >= n) break;
+    }
     auto c = static_cast<unsigned char>(utf8[pos]);
     if (c < 0x80) {
       ++pos;
