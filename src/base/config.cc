@@ -40,9 +40,11 @@ std::vector<Field> Fields(Config& c) {
       {"server.shutdown_grace_ms", &c.server.shutdown_grace_ms},
       {"server.api_key", &c.server.api_key, true},
       {"data.dir", &c.data.dir},
+      {"data.busy_timeout_ms", &c.data.busy_timeout_ms},
       {"ingest.chunk_target_chars", &c.ingest.chunk_target_chars},
       {"ingest.chunk_overlap_chars", &c.ingest.chunk_overlap_chars},
       {"ingest.max_file_bytes", &c.ingest.max_file_bytes, false, true},
+      {"ingest.threads", &c.ingest.threads},
       {"ingest.allowed_roots", &c.ingest.allowed_roots},
       {"ingest.include", &c.ingest.include},
       {"ingest.exclude", &c.ingest.exclude},
@@ -263,10 +265,14 @@ Status Config::Validate() const {
   XNAI_RETURN_IF_ERROR(positive("server.max_connections", server.max_connections));
   XNAI_RETURN_IF_ERROR(positive("ingest.chunk_target_chars", ingest.chunk_target_chars));
   XNAI_RETURN_IF_ERROR(positive("ingest.max_file_bytes", ingest.max_file_bytes));
+  XNAI_RETURN_IF_ERROR(positive("data.busy_timeout_ms", data.busy_timeout_ms));
   XNAI_RETURN_IF_ERROR(positive("search.default_k", search.default_k));
   XNAI_RETURN_IF_ERROR(positive("search.max_k", search.max_k));
   XNAI_RETURN_IF_ERROR(positive("search.max_query_chars", search.max_query_chars));
   if (server.threads > 256) return Status::InvalidArgument("server.threads must be <= 256");
+  if (ingest.threads < 0 || ingest.threads > 64) {
+    return Status::InvalidArgument("ingest.threads must be between 0 (automatic) and 64");
+  }
   if (ingest.chunk_overlap_chars < 0 || ingest.chunk_overlap_chars >= ingest.chunk_target_chars) {
     return Status::InvalidArgument(
         "ingest.chunk_overlap_chars must be >= 0 and below ingest.chunk_target_chars");

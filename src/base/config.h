@@ -30,12 +30,14 @@ struct ServerConfig {
 
 struct DataConfig {
   std::string dir = "./data";
+  int busy_timeout_ms = 5000;  // wait this long for another process's database lock, then 503
 };
 
 struct IngestConfig {
   int chunk_target_chars = 1000;
   int chunk_overlap_chars = 150;
   int64_t max_file_bytes = 64ll << 20;
+  int threads = 0;                         // folder ingestion workers; 0 = cores (at most 4)
   std::vector<std::string> allowed_roots;  // paths the HTTP API may ingest from; empty = none
   std::vector<std::string> include;        // globs; empty = every supported file
   std::vector<std::string> exclude;        // globs

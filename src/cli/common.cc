@@ -58,7 +58,9 @@ Result<OpenedStore> OpenDataDir(const Config& config) {
   }
   OpenedStore opened;
   opened.created = !std::filesystem::exists(dir / "xnai.db");
-  auto store = store::OpenSqliteStore(dir / "xnai.db");
+  store::SqliteOptions options;
+  options.busy_timeout_ms = config.data.busy_timeout_ms;
+  auto store = store::OpenSqliteStore(dir / "xnai.db", options);
   if (!store) return Err(store.error());
   auto blobs = store::BlobStore::Open(dir / "blobs");
   if (!blobs) return Err(blobs.error());

@@ -76,6 +76,7 @@ IngestOptions IngestOptionsFromConfig(const IngestConfig& config, std::string co
   options.chunking.target_chars = config.chunk_target_chars;
   options.chunking.overlap_chars = config.chunk_overlap_chars;
   options.max_file_bytes = config.max_file_bytes;
+  options.threads = config.threads;
   return options;
 }
 

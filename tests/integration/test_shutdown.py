@@ -51,8 +51,9 @@ class ShutdownTest(XnaiTestCase):
     def test_in_flight_requests_complete(self):
         """A POST is held in flight by a database lock from another process;
         SIGTERM arrives; new connections are refused; the lock is released; the
-        in-flight request completes with 201 and the process exits 0."""
-        server = self.start_server()
+        in-flight request completes with 201 and the process exits 0. The busy
+        timeout is long so a loaded machine cannot turn the wait into a 503."""
+        server = self.start_server(args=("--set", "data.busy_timeout_ms=60000"))
         self.add_text(server, "warm up the schema", title="warm")
         db = sqlite3.connect(os.path.join(server.data_dir, "xnai.db"), timeout=5,
                              isolation_level=None)
