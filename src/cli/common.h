@@ -64,5 +64,6 @@ void AddVersionCommand(CLI::App& app, int& exit_code);
 void AddModelCommand(CLI::App& app, int& exit_code);
 void AddTokenizeCommands(CLI::App& app, int& exit_code);
 void AddGenerateCommands(CLI::App& app, int& exit_code);
+void AddEmbedCommand(CLI::App& app, int& exit_code);
 
 }  // namespace xnai::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   AddModelCommand(app, exit_code);
   AddTokenizeCommands(app, exit_code);
   AddGenerateCommands(app, exit_code);
+  AddEmbedCommand(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -160,5 +160,34 @@ class GenerateCliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
 
 
+@unittest.skipUnless(HAVE_TESTDATA, SKIP_REASON)
+class EmbedCliTest(unittest.TestCase):
+    def test_embeddings_match_the_reference(self):
+        for name in ("bert-s-cls-f16", "bert-s-mean-q8_0"):
+            with open(os.path.join(TESTDATA, "reference", name + ".json")) as f:
+                cases = json.load(f)["cases"]
+            model = os.path.join(TESTDATA, "models", name + ".gguf")
+            r = run("embed", "--model", model, *[c["text"] for c in cases])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = r.stdout.decode().splitlines()
+            self.assertEqual(len(lines), len(cases))
+            for line, case in zip(lines, cases):
+                mine, want = json.loads(line), case["embedding"]
+                dot = sum(a * b for a, b in zip(mine, want))
+                norm = (sum(a * a for a in mine) * sum(b * b for b in want)) ** 0.5
+                self.assertGreaterEqual(dot / norm, 0.9999, (name, case["text"]))
+
+    def test_normalize_and_errors(self):
+        model = os.path.join(TESTDATA, "models", "bert-s-cls-f16.gguf")
+        r = run("embed", "--model", model, "--normalize", "hello")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        vec = json.loads(r.stdout)
+        self.assertAlmostEqual(sum(x * x for x in vec), 1.0, places=4)
+        self.assertEqual(run("embed", "--model", model, "").returncode, 1)
+        r = run("embed", "--model", os.path.join(TESTDATA, "models", "qwen3-s-q8_0.gguf"), "x")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"not an encoder", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,393 @@
+// The BERT encoder forward pass: embeddings (token + position + type 0) and
+// LayerNorm, then per layer post-LN attention and feed-forward blocks, then
+// pooling. Reads top to bottom like the math; buffers are labelled with their
+// shapes.
+#include "engine/encoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+#include <string>
+#include <string_view>
+
+#include "engine/quants.h"
+#include "engine/tensor_types.h"
+
+namespace xnai::engine {
+
+namespace {
+
+// Hyperparameters above these are not a real model but a hostile or broken
+// file; refusing them keeps buffer sizes far from overflow.
+constexpr int64_t kMaxDim = 1 << 20;
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxVocab = 1 << 24;
+constexpr int64_t kMaxContext = 1 << 20;
+
+Result<int64_t> ReadDim(const gguf::GgufFile& file, const std::string& key, int64_t limit) {
+  Result<uint64_t> value = file.GetUint(key);
+  if (!value) return Err(value.error());
+  if (*value == 0 || *value > static_cast<uint64_t>(limit)) {
+    return Err(Status::Corruption("metadata key '" + key + "' = " + std::to_string(*value) +
+                                  " is out of range [1, " + std::to_string(limit) + "]"));
+  }
+  return static_cast<int64_t>(*value);
+}
+
+// The tensor `name`, checked to have exactly `dims` (ggml order) and a type
+// the engine supports.
+Result<const gguf::TensorInfo*> FindChecked(const gguf::GgufFile& file, const std::string& name,
+                                            std::initializer_list<int64_t> dims) {
+  Result<const gguf::TensorInfo*> found = file.GetTensor(name);
+  if (!found) return Err(found.error());
+  const gguf::TensorInfo& info = **found;
+  bool same = info.n_dims == static_cast<int>(dims.size());
+  std::string expected = "[";
+  int dim_idx = 0;
+  for (int64_t dim : dims) {
+    if (same) same = info.dims[dim_idx] == dim;
+    expected += (dim_idx++ > 0 ? ", " : "") + std::to_string(dim);
+  }
+  if (!same) {
+    return Err(Status::Corruption("tensor '" + name + "' has shape " + info.ShapeString() +
+                                  ", expected " + expected + "]"));
+  }
+  Status supported = CheckSupportedType(info.type);
+  if (!supported.ok()) return Err(supported.WithContext("tensor '" + name + "'"));
+  return &info;
+}
+
+// A 2-D weight of `rows` rows of `cols` elements, used in place.
+Result<ops::MatrixView> LoadMatrix(const gguf::GgufFile& file, const std::string& name,
+                                   int64_t cols, int64_t rows) {
+  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {cols, rows});
+  if (!info) return Err(info.error());
+  Result<int64_t> row_bytes = RowBytes((*info)->type, cols);
+  if (!row_bytes) return Err(row_bytes.error().WithContext("tensor '" + name + "'"));
+  return ops::MatrixView{(*info)->type, (*info)->data, rows, cols, *row_bytes};
+}
+
+// Rows [0, n_rows_out) of a (rows, cols) tensor, converted to float.
+Result<std::vector<float>> LoadRows(const gguf::GgufFile& file, const std::string& name,
+                                    int64_t cols, int64_t rows, int64_t n_rows_out) {
+  Result<ops::MatrixView> matrix = LoadMatrix(file, name, cols, rows);
+  if (!matrix) return Err(matrix.error());
+  std::vector<float> out(static_cast<size_t>(cols * n_rows_out));
+  for (int64_t row = 0; row < n_rows_out; ++row) {
+    Status status = DequantizeRow(matrix->type, matrix->data + row * matrix->row_bytes,
+                                  out.data() + row * cols, cols);
+    if (!status.ok()) return Err(status.WithContext("tensor '" + name + "'"));
+  }
+  return out;
+}
+
+// A 1-D tensor of n elements, converted to float.
+Result<std::vector<float>> LoadVector(const gguf::GgufFile& file, const std::string& name,
+                                      int64_t n) {
+  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {n});
+  if (!info) return Err(info.error());
+  std::vector<float> out(static_cast<size_t>(n));
+  Status status = DequantizeRow((*info)->type, (*info)->data, out.data(), n);
+  if (!status.ok()) return Err(status.WithContext("tensor '" + name + "'"));
+  return out;
+}
+
+// out (n) = (x - mean) / sqrt(var + eps) * weight + bias; out may alias x.
+// Mean and variance are accumulated in double.
+void LayerNorm(const float* x, const float* weight, const float* bias, float* out, int64_t n,
+               float eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const double mean = sum / static_cast<double>(n);
+  double sum_squares = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double centered = x[i] - mean;
+    sum_squares += centered * centered;
+  }
+  const double scale = 1.0 / std::sqrt(sum_squares / static_cast<double>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = static_cast<float>((x[i] - mean) * scale) * weight[i] + bias[i];
+  }
+}
+
+// GELU, tanh approximation: the reference implementation computes this form
+// for BERT (it differs from the exact erf form by a few 1e-4 absolute; on the
+// reference models the tanh form lands closer).
+float Gelu(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+}
+
+}  // namespace
+
+struct Encoder::Layer {
+  ops::MatrixView wq, wk, wv;      // (n_embd, n_embd)
+  std::vector<float> bq, bk, bv;   // (n_embd)
+  ops::MatrixView wo;              // (n_embd, n_embd)
+  std::vector<float> bo;           // (n_embd)
+  std::vector<float> attn_norm_w;  // (n_embd)
+  std::vector<float> attn_norm_b;  // (n_embd)
+  ops::MatrixView w_up;            // (n_ff, n_embd)
+  std::vector<float> b_up;         // (n_ff)
+  ops::MatrixView w_down;          // (n_embd, n_ff)
+  std::vector<float> b_down;       // (n_embd)
+  std::vector<float> out_norm_w;   // (n_embd)
+  std::vector<float> out_norm_b;   // (n_embd)
+};
+
+Encoder::Encoder() = default;
+Encoder::~Encoder() = default;
+
+Result<std::unique_ptr<Encoder>> Encoder::Load(const gguf::GgufFile& file, int n_threads) {
+  Result<std::string_view> arch = file.GetString("general.architecture");
+  if (!arch) return Err(arch.error());
+  if (*arch != "bert") {
+    return Err(Status::Unsupported("model architecture '" + std::string(*arch) +
+                                   "' is not an encoder (supported: bert)"));
+  }
+  std::unique_ptr<Encoder> encoder(new Encoder());
+  encoder->n_threads_ = std::max(1, n_threads);
+  EncoderHparams& hp = encoder->hparams_;
+
+#define XNAI_READ_DIM(field, key, limit)                        \
+  do {                                                          \
+    Result<int64_t> value_ = ReadDim(file, "bert." key, limit); \
+    if (!value_) return Err(value_.error());                    \
+    field = *value_;                                            \
+  } while (0)
+  XNAI_READ_DIM(hp.n_embd, "embedding_length", kMaxDim);
+  XNAI_READ_DIM(hp.n_layer, "block_count", kMaxLayers);
+  XNAI_READ_DIM(hp.n_head, "attention.head_count", kMaxDim);
+  XNAI_READ_DIM(hp.n_ff, "feed_forward_length", kMaxDim);
+#undef XNAI_READ_DIM
+  if (hp.n_embd % hp.n_head != 0) {
+    return Err(Status::Corruption("embedding_length " + std::to_string(hp.n_embd) +
+                                  " is not a multiple of head_count " + std::to_string(hp.n_head)));
+  }
+  hp.head_dim = hp.n_embd / hp.n_head;
+
+  Result<double> eps = file.GetFloat("bert.attention.layer_norm_epsilon");
+  if (!eps) return Err(eps.error());
+  if (!(*eps > 0 && *eps < 1)) {
+    return Err(Status::Corruption("bert.attention.layer_norm_epsilon must be in (0, 1)"));
+  }
+  hp.norm_eps = static_cast<float>(*eps);
+
+  Result<uint64_t> pooling = file.GetUint("bert.pooling_type");
+  if (!pooling) return Err(pooling.error());
+  if (*pooling == 1) {
+    hp.pooling = Pooling::kMean;
+  } else if (*pooling == 2) {
+    hp.pooling = Pooling::kCls;
+  } else {
+    return Err(Status::Unsupported("bert.pooling_type " + std::to_string(*pooling) +
+                                   " is not supported (supported: 1 mean, 2 cls)"));
+  }
+
+  Status status = encoder->LoadTensors(file);
+  if (!status.ok()) return Err(status);
+  return encoder;
+}
+
+Status Encoder::LoadTensors(const gguf::GgufFile& file) {
+  EncoderHparams& hp = hparams_;
+  // The vocabulary size and the context are the row counts of the embedding
+  // tables.
+  const gguf::TensorInfo* embd = file.FindTensor("token_embd.weight");
+  if (embd == nullptr) return Status::NotFound("tensor 'token_embd.weight' not found");
+  hp.n_vocab = embd->n_dims == 2 ? embd->dims[1] : 0;
+  if (hp.n_vocab <= 0 || hp.n_vocab > kMaxVocab) {
+    return Status::Corruption("tensor 'token_embd.weight' has shape " + embd->ShapeString() +
+                              ", expected [" + std::to_string(hp.n_embd) + ", n_vocab]");
+  }
+  const gguf::TensorInfo* pos = file.FindTensor("position_embd.weight");
+  if (pos == nullptr) return Status::NotFound("tensor 'position_embd.weight' not found");
+  hp.n_ctx = pos->n_dims == 2 ? pos->dims[1] : 0;
+  if (hp.n_ctx <= 0 || hp.n_ctx > kMaxContext) {
+    return Status::Corruption("tensor 'position_embd.weight' has shape " + pos->ShapeString() +
+                              ", expected [" + std::to_string(hp.n_embd) + ", n_ctx]");
+  }
+  const gguf::TensorInfo* types = file.FindTensor("token_types.weight");
+  if (types == nullptr) return Status::NotFound("tensor 'token_types.weight' not found");
+  const int64_t n_types = types->n_dims == 2 ? types->dims[1] : 0;
+  if (n_types <= 0 || n_types > kMaxVocab) {
+    return Status::Corruption("tensor 'token_types.weight' has shape " + types->ShapeString() +
+                              ", expected [" + std::to_string(hp.n_embd) + ", n_types]");
+  }
+
+#define XNAI_ASSIGN_OR_RETURN_STATUS(lhs, expr) \
+  do {                                          \
+    auto result_ = (expr);                      \
+    if (!result_) return result_.error();       \
+    lhs = std::move(*result_);                  \
+  } while (0)
+
+  const int64_t e = hp.n_embd;
+  XNAI_ASSIGN_OR_RETURN_STATUS(token_embd_, LoadMatrix(file, "token_embd.weight", e, hp.n_vocab));
+  XNAI_ASSIGN_OR_RETURN_STATUS(position_embd_,
+                               LoadRows(file, "position_embd.weight", e, hp.n_ctx, hp.n_ctx));
+  XNAI_ASSIGN_OR_RETURN_STATUS(token_type0_, LoadRows(file, "token_types.weight", e, n_types, 1));
+  XNAI_ASSIGN_OR_RETURN_STATUS(embd_norm_w_, LoadVector(file, "token_embd_norm.weight", e));
+  XNAI_ASSIGN_OR_RETURN_STATUS(embd_norm_b_, LoadVector(file, "token_embd_norm.bias", e));
+
+  layers_.resize(static_cast<size_t>(hp.n_layer));
+  for (int64_t layer_idx = 0; layer_idx < hp.n_layer; ++layer_idx) {
+    Layer& layer = layers_[static_cast<size_t>(layer_idx)];
+    const std::string blk = "blk." + std::to_string(layer_idx) + ".";
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wq, LoadMatrix(file, blk + "attn_q.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bq, LoadVector(file, blk + "attn_q.bias", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wk, LoadMatrix(file, blk + "attn_k.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bk, LoadVector(file, blk + "attn_k.bias", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wv, LoadMatrix(file, blk + "attn_v.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bv, LoadVector(file, blk + "attn_v.bias", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wo, LoadMatrix(file, blk + "attn_output.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bo, LoadVector(file, blk + "attn_output.bias", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.attn_norm_w,
+                                 LoadVector(file, blk + "attn_output_norm.weight", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.attn_norm_b,
+                                 LoadVector(file, blk + "attn_output_norm.bias", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_up, LoadMatrix(file, blk + "ffn_up.weight", e, hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.b_up, LoadVector(file, blk + "ffn_up.bias", hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_down,
+                                 LoadMatrix(file, blk + "ffn_down.weight", hp.n_ff, e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.b_down, LoadVector(file, blk + "ffn_down.bias", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.out_norm_w,
+                                 LoadVector(file, blk + "layer_output_norm.weight", e));
+    XNAI_ASSIGN_OR_RETURN_STATUS(layer.out_norm_b,
+                                 LoadVector(file, blk + "layer_output_norm.bias", e));
+  }
+#undef XNAI_ASSIGN_OR_RETURN_STATUS
+  return Status::Ok();
+}
+
+Result<std::vector<float>> Encoder::Embed(std::span<const int32_t> tokens, bool normalize) const {
+  const EncoderHparams& hp = hparams_;
+  if (tokens.empty()) return Err(Status::InvalidArgument("no tokens to embed"));
+  if (static_cast<int64_t>(tokens.size()) > hp.n_ctx) {
+    return Err(Status::InvalidArgument(std::to_string(tokens.size()) +
+                                       " tokens exceed the encoder's context of " +
+                                       std::to_string(hp.n_ctx) + " tokens"));
+  }
+  for (size_t idx = 0; idx < tokens.size(); ++idx) {
+    if (tokens[idx] < 0 || tokens[idx] >= hp.n_vocab) {
+      return Err(Status::InvalidArgument("token id " + std::to_string(tokens[idx]) + " at index " +
+                                         std::to_string(idx) + " is outside the vocabulary [0, " +
+                                         std::to_string(hp.n_vocab) + ")"));
+    }
+  }
+  try {
+    return Evaluate(tokens, normalize);
+  } catch (const std::bad_alloc&) {
+    return Err(Status::ResourceExhausted("out of memory embedding " +
+                                         std::to_string(tokens.size()) + " tokens"));
+  }
+}
+
+Result<std::vector<float>> Encoder::Evaluate(std::span<const int32_t> tokens,
+                                             bool normalize) const {
+  const EncoderHparams& hp = hparams_;
+  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
+  const int64_t n_embd = hp.n_embd;
+  const int64_t head_dim = hp.head_dim;
+  const int n_threads = n_threads_;
+  const float attn_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+
+  auto sized = [](int64_t rows, int64_t cols) {
+    return std::vector<float>(static_cast<size_t>(rows * cols));
+  };
+  std::vector<float> x = sized(n_tokens, n_embd);     // (n_tokens, n_embd) hidden states
+  std::vector<float> q = sized(n_tokens, n_embd);     // (n_tokens, n_head, head_dim)
+  std::vector<float> k = sized(n_tokens, n_embd);     // (n_tokens, n_head, head_dim)
+  std::vector<float> v = sized(n_tokens, n_embd);     // (n_tokens, n_head, head_dim)
+  std::vector<float> attn = sized(n_tokens, n_embd);  // (n_tokens, n_head, head_dim)
+  std::vector<float> proj = sized(n_tokens, n_embd);  // (n_tokens, n_embd) block output
+  std::vector<float> up = sized(n_tokens, hp.n_ff);   // (n_tokens, n_ff)
+  std::vector<float> scores = sized(1, n_tokens);     // (n_tokens) one head's weights
+
+  auto add_bias = [](std::vector<float>& rows, const std::vector<float>& bias, int64_t n_rows) {
+    const int64_t n = static_cast<int64_t>(bias.size());
+    for (int64_t t = 0; t < n_rows; ++t) {
+      for (int64_t i = 0; i < n; ++i) rows[static_cast<size_t>(t * n + i)] += bias[i];
+    }
+  };
+
+  // x = LayerNorm(token_embd[tokens] + position_embd[t] + token_types[0])
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* x_t = x.data() + t * n_embd;
+    XNAI_RETURN_IF_ERROR(DequantizeRow(
+        token_embd_.type, token_embd_.data + tokens[t] * token_embd_.row_bytes, x_t, n_embd));
+    const float* pos_t = position_embd_.data() + t * n_embd;
+    for (int64_t i = 0; i < n_embd; ++i) x_t[i] += pos_t[i] + token_type0_[i];
+    LayerNorm(x_t, embd_norm_w_.data(), embd_norm_b_.data(), x_t, n_embd, hp.norm_eps);
+  }
+
+  for (const Layer& layer : layers_) {
+    // --- attention block: x = LayerNorm(x + Wo Attention(Wq x, Wk x, Wv x) + bo)
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wq, x.data(), n_tokens, q.data(), n_threads));
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wk, x.data(), n_tokens, k.data(), n_threads));
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wv, x.data(), n_tokens, v.data(), n_threads));
+    add_bias(q, layer.bq, n_tokens);
+    add_bias(k, layer.bk, n_tokens);
+    add_bias(v, layer.bv, n_tokens);
+    // Bidirectional: every token sees every token.
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t head = 0; head < hp.n_head; ++head) {
+        const float* q_head = q.data() + t * n_embd + head * head_dim;
+        for (int64_t s = 0; s < n_tokens; ++s) {
+          const float* k_head = k.data() + s * n_embd + head * head_dim;
+          scores[s] = ops::Dot(q_head, k_head, head_dim) * attn_scale;
+        }
+        ops::Softmax(scores.data(), n_tokens);
+        float* out = attn.data() + t * n_embd + head * head_dim;  // (head_dim)
+        std::fill(out, out + head_dim, 0.0f);
+        for (int64_t s = 0; s < n_tokens; ++s) {
+          const float* v_head = v.data() + s * n_embd + head * head_dim;
+          for (int64_t i = 0; i < head_dim; ++i) out[i] += scores[s] * v_head[i];
+        }
+      }
+    }
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), n_threads));
+    add_bias(proj, layer.bo, n_tokens);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      float* x_t = x.data() + t * n_embd;
+      const float* p_t = proj.data() + t * n_embd;
+      for (int64_t i = 0; i < n_embd; ++i) x_t[i] += p_t[i];
+      LayerNorm(x_t, layer.attn_norm_w.data(), layer.attn_norm_b.data(), x_t, n_embd, hp.norm_eps);
+    }
+
+    // --- feed-forward block: x = LayerNorm(x + W_down gelu(W_up x + b_up) + b_down)
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_up, x.data(), n_tokens, up.data(), n_threads));
+    add_bias(up, layer.b_up, n_tokens);
+    for (float& value : up) value = Gelu(value);
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_down, up.data(), n_tokens, proj.data(), n_threads));
+    add_bias(proj, layer.b_down, n_tokens);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      float* x_t = x.data() + t * n_embd;
+      const float* p_t = proj.data() + t * n_embd;
+      for (int64_t i = 0; i < n_embd; ++i) x_t[i] += p_t[i];
+      LayerNorm(x_t, layer.out_norm_w.data(), layer.out_norm_b.data(), x_t, n_embd, hp.norm_eps);
+    }
+  }
+
+  // Pooling, accumulated in double.
+  std::vector<double> pooled(static_cast<size_t>(n_embd), 0.0);
+  if (hp.pooling == Pooling::kCls) {
+    for (int64_t i = 0; i < n_embd; ++i) pooled[i] = x[i];
+  } else {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t i = 0; i < n_embd; ++i) pooled[i] += x[t * n_embd + i];
+    }
+    for (double& value : pooled) value /= static_cast<double>(n_tokens);
+  }
+  double scale = 1.0;
+  if (normalize) {
+    double sum_squares = 0;
+    for (double value : pooled) sum_squares += value * value;
+    if (sum_squares > 0) scale = 1.0 / std::sqrt(sum_squares);
+  }
+  std::vector<float> out(static_cast<size_t>(n_embd));
+  for (int64_t i = 0; i < n_embd; ++i) out[i] = static_cast<float>(pooled[i] * scale);
+  return out;
+}
+
+}  // namespace xnai::engine
