@@ -86,3 +86,15 @@ inline tl::unexpected<Status> Err(Status status) { return tl::unexpected<Status>
     ::xnai::Status xnai_status_ = (expr);                               \
     if (!xnai_status_.ok()) return ::xnai::Err(std::move(xnai_status_)); \
   } while (0)
+
+// Evaluates `expr` (a Result<T>); on error returns it (from a function
+// returning Status or Result<U>), else assigns the value to `lhs`, which may
+// be a declaration: XNAI_ASSIGN_OR_RETURN(auto rows, ReadRows());
+#define XNAI_ASSIGN_OR_RETURN(lhs, expr) \
+  XNAI_ASSIGN_OR_RETURN_IMPL_(XNAI_CONCAT_(xnai_result_, __LINE__), lhs, expr)
+#define XNAI_CONCAT_INNER_(a, b) a##b
+#define XNAI_CONCAT_(a, b) XNAI_CONCAT_INNER_(a, b)
+#define XNAI_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)   \
+  auto tmp = (expr);                                  \
+  if (!tmp) return ::xnai::Err(std::move(tmp).error()); \
+  lhs = std::move(*tmp)

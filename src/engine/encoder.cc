@@ -12,6 +12,7 @@
 
 #include "engine/quants.h"
 #include "engine/tensor_types.h"
+#include "engine/weights.h"
 
 namespace xnai::engine {
 
@@ -24,49 +25,6 @@ constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxVocab = 1 << 24;
 constexpr int64_t kMaxContext = 1 << 20;
 
-Result<int64_t> ReadDim(const gguf::GgufFile& file, const std::string& key, int64_t limit) {
-  Result<uint64_t> value = file.GetUint(key);
-  if (!value) return Err(value.error());
-  if (*value == 0 || *value > static_cast<uint64_t>(limit)) {
-    return Err(Status::Corruption("metadata key '" + key + "' = " + std::to_string(*value) +
-                                  " is out of range [1, " + std::to_string(limit) + "]"));
-  }
-  return static_cast<int64_t>(*value);
-}
-
-// The tensor `name`, checked to have exactly `dims` (ggml order) and a type
-// the engine supports.
-Result<const gguf::TensorInfo*> FindChecked(const gguf::GgufFile& file, const std::string& name,
-                                            std::initializer_list<int64_t> dims) {
-  Result<const gguf::TensorInfo*> found = file.GetTensor(name);
-  if (!found) return Err(found.error());
-  const gguf::TensorInfo& info = **found;
-  bool same = info.n_dims == static_cast<int>(dims.size());
-  std::string expected = "[";
-  int dim_idx = 0;
-  for (int64_t dim : dims) {
-    if (same) same = info.dims[dim_idx] == dim;
-    expected += (dim_idx++ > 0 ? ", " : "") + std::to_string(dim);
-  }
-  if (!same) {
-    return Err(Status::Corruption("tensor '" + name + "' has shape " + info.ShapeString() +
-                                  ", expected " + expected + "]"));
-  }
-  Status supported = CheckSupportedType(info.type);
-  if (!supported.ok()) return Err(supported.WithContext("tensor '" + name + "'"));
-  return &info;
-}
-
-// A 2-D weight of `rows` rows of `cols` elements, used in place.
-Result<ops::MatrixView> LoadMatrix(const gguf::GgufFile& file, const std::string& name,
-                                   int64_t cols, int64_t rows) {
-  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {cols, rows});
-  if (!info) return Err(info.error());
-  Result<int64_t> row_bytes = RowBytes((*info)->type, cols);
-  if (!row_bytes) return Err(row_bytes.error().WithContext("tensor '" + name + "'"));
-  return ops::MatrixView{(*info)->type, (*info)->data, rows, cols, *row_bytes};
-}
-
 // Rows [0, n_rows_out) of a (rows, cols) tensor, converted to float.
 Result<std::vector<float>> LoadRows(const gguf::GgufFile& file, const std::string& name,
                                     int64_t cols, int64_t rows, int64_t n_rows_out) {
@@ -78,17 +36,6 @@ Result<std::vector<float>> LoadRows(const gguf::GgufFile& file, const std::strin
                                   out.data() + row * cols, cols);
     if (!status.ok()) return Err(status.WithContext("tensor '" + name + "'"));
   }
-  return out;
-}
-
-// A 1-D tensor of n elements, converted to float.
-Result<std::vector<float>> LoadVector(const gguf::GgufFile& file, const std::string& name,
-                                      int64_t n) {
-  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {n});
-  if (!info) return Err(info.error());
-  std::vector<float> out(static_cast<size_t>(n));
-  Status status = DequantizeRow((*info)->type, (*info)->data, out.data(), n);
-  if (!status.ok()) return Err(status.WithContext("tensor '" + name + "'"));
   return out;
 }
 
@@ -193,70 +140,42 @@ Status Encoder::LoadTensors(const gguf::GgufFile& file) {
   EncoderHparams& hp = hparams_;
   // The vocabulary size and the context are the row counts of the embedding
   // tables.
-  const gguf::TensorInfo* embd = file.FindTensor("token_embd.weight");
-  if (embd == nullptr) return Status::NotFound("tensor 'token_embd.weight' not found");
-  hp.n_vocab = embd->n_dims == 2 ? embd->dims[1] : 0;
-  if (hp.n_vocab <= 0 || hp.n_vocab > kMaxVocab) {
-    return Status::Corruption("tensor 'token_embd.weight' has shape " + embd->ShapeString() +
-                              ", expected [" + std::to_string(hp.n_embd) + ", n_vocab]");
-  }
-  const gguf::TensorInfo* pos = file.FindTensor("position_embd.weight");
-  if (pos == nullptr) return Status::NotFound("tensor 'position_embd.weight' not found");
-  hp.n_ctx = pos->n_dims == 2 ? pos->dims[1] : 0;
-  if (hp.n_ctx <= 0 || hp.n_ctx > kMaxContext) {
-    return Status::Corruption("tensor 'position_embd.weight' has shape " + pos->ShapeString() +
-                              ", expected [" + std::to_string(hp.n_embd) + ", n_ctx]");
-  }
-  const gguf::TensorInfo* types = file.FindTensor("token_types.weight");
-  if (types == nullptr) return Status::NotFound("tensor 'token_types.weight' not found");
-  const int64_t n_types = types->n_dims == 2 ? types->dims[1] : 0;
-  if (n_types <= 0 || n_types > kMaxVocab) {
-    return Status::Corruption("tensor 'token_types.weight' has shape " + types->ShapeString() +
-                              ", expected [" + std::to_string(hp.n_embd) + ", n_types]");
-  }
-
-#define XNAI_ASSIGN_OR_RETURN_STATUS(lhs, expr) \
-  do {                                          \
-    auto result_ = (expr);                      \
-    if (!result_) return result_.error();       \
-    lhs = std::move(*result_);                  \
-  } while (0)
+  XNAI_ASSIGN_OR_RETURN(hp.n_vocab,
+                        ReadRowCount(file, "token_embd.weight", hp.n_embd, kMaxVocab, "n_vocab"));
+  XNAI_ASSIGN_OR_RETURN(
+      hp.n_ctx, ReadRowCount(file, "position_embd.weight", hp.n_embd, kMaxContext, "n_ctx"));
+  XNAI_ASSIGN_OR_RETURN(const int64_t n_types,
+                        ReadRowCount(file, "token_types.weight", hp.n_embd, kMaxVocab, "n_types"));
 
   const int64_t e = hp.n_embd;
-  XNAI_ASSIGN_OR_RETURN_STATUS(token_embd_, LoadMatrix(file, "token_embd.weight", e, hp.n_vocab));
-  XNAI_ASSIGN_OR_RETURN_STATUS(position_embd_,
-                               LoadRows(file, "position_embd.weight", e, hp.n_ctx, hp.n_ctx));
-  XNAI_ASSIGN_OR_RETURN_STATUS(token_type0_, LoadRows(file, "token_types.weight", e, n_types, 1));
-  XNAI_ASSIGN_OR_RETURN_STATUS(embd_norm_w_, LoadVector(file, "token_embd_norm.weight", e));
-  XNAI_ASSIGN_OR_RETURN_STATUS(embd_norm_b_, LoadVector(file, "token_embd_norm.bias", e));
+  XNAI_ASSIGN_OR_RETURN(token_embd_, LoadMatrix(file, "token_embd.weight", e, hp.n_vocab));
+  XNAI_ASSIGN_OR_RETURN(position_embd_,
+                        LoadRows(file, "position_embd.weight", e, hp.n_ctx, hp.n_ctx));
+  XNAI_ASSIGN_OR_RETURN(token_type0_, LoadRows(file, "token_types.weight", e, n_types, 1));
+  XNAI_ASSIGN_OR_RETURN(embd_norm_w_, LoadVector(file, "token_embd_norm.weight", e));
+  XNAI_ASSIGN_OR_RETURN(embd_norm_b_, LoadVector(file, "token_embd_norm.bias", e));
 
   layers_.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t layer_idx = 0; layer_idx < hp.n_layer; ++layer_idx) {
     Layer& layer = layers_[static_cast<size_t>(layer_idx)];
     const std::string blk = "blk." + std::to_string(layer_idx) + ".";
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wq, LoadMatrix(file, blk + "attn_q.weight", e, e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bq, LoadVector(file, blk + "attn_q.bias", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wk, LoadMatrix(file, blk + "attn_k.weight", e, e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bk, LoadVector(file, blk + "attn_k.bias", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wv, LoadMatrix(file, blk + "attn_v.weight", e, e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bv, LoadVector(file, blk + "attn_v.bias", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wo, LoadMatrix(file, blk + "attn_output.weight", e, e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.bo, LoadVector(file, blk + "attn_output.bias", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.attn_norm_w,
-                                 LoadVector(file, blk + "attn_output_norm.weight", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.attn_norm_b,
-                                 LoadVector(file, blk + "attn_output_norm.bias", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_up, LoadMatrix(file, blk + "ffn_up.weight", e, hp.n_ff));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.b_up, LoadVector(file, blk + "ffn_up.bias", hp.n_ff));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_down,
-                                 LoadMatrix(file, blk + "ffn_down.weight", hp.n_ff, e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.b_down, LoadVector(file, blk + "ffn_down.bias", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.out_norm_w,
-                                 LoadVector(file, blk + "layer_output_norm.weight", e));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.out_norm_b,
-                                 LoadVector(file, blk + "layer_output_norm.bias", e));
+    XNAI_ASSIGN_OR_RETURN(layer.wq, LoadMatrix(file, blk + "attn_q.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN(layer.bq, LoadVector(file, blk + "attn_q.bias", e));
+    XNAI_ASSIGN_OR_RETURN(layer.wk, LoadMatrix(file, blk + "attn_k.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN(layer.bk, LoadVector(file, blk + "attn_k.bias", e));
+    XNAI_ASSIGN_OR_RETURN(layer.wv, LoadMatrix(file, blk + "attn_v.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN(layer.bv, LoadVector(file, blk + "attn_v.bias", e));
+    XNAI_ASSIGN_OR_RETURN(layer.wo, LoadMatrix(file, blk + "attn_output.weight", e, e));
+    XNAI_ASSIGN_OR_RETURN(layer.bo, LoadVector(file, blk + "attn_output.bias", e));
+    XNAI_ASSIGN_OR_RETURN(layer.attn_norm_w, LoadVector(file, blk + "attn_output_norm.weight", e));
+    XNAI_ASSIGN_OR_RETURN(layer.attn_norm_b, LoadVector(file, blk + "attn_output_norm.bias", e));
+    XNAI_ASSIGN_OR_RETURN(layer.w_up, LoadMatrix(file, blk + "ffn_up.weight", e, hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN(layer.b_up, LoadVector(file, blk + "ffn_up.bias", hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN(layer.w_down, LoadMatrix(file, blk + "ffn_down.weight", hp.n_ff, e));
+    XNAI_ASSIGN_OR_RETURN(layer.b_down, LoadVector(file, blk + "ffn_down.bias", e));
+    XNAI_ASSIGN_OR_RETURN(layer.out_norm_w, LoadVector(file, blk + "layer_output_norm.weight", e));
+    XNAI_ASSIGN_OR_RETURN(layer.out_norm_b, LoadVector(file, blk + "layer_output_norm.bias", e));
   }
-#undef XNAI_ASSIGN_OR_RETURN_STATUS
   return Status::Ok();
 }
 

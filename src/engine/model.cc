@@ -14,6 +14,7 @@
 #include "base/files.h"
 #include "engine/quants.h"
 #include "engine/tensor_types.h"
+#include "engine/weights.h"
 
 namespace xnai::engine {
 
@@ -39,70 +40,6 @@ constexpr int64_t kMaxDim = 1 << 20;
 constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxVocab = 1 << 24;
 constexpr int64_t kMaxContext = 1 << 24;
-
-Result<int64_t> ReadDim(const gguf::GgufFile& file, const std::string& key, int64_t limit,
-                        std::optional<int64_t> fallback) {
-  if (!file.HasMetadata(key) && fallback.has_value()) return *fallback;
-  Result<uint64_t> value = file.GetUint(key);
-  if (!value) return Err(value.error());
-  if (*value == 0 || *value > static_cast<uint64_t>(limit)) {
-    return Err(Status::Corruption("metadata key '" + key + "' = " + std::to_string(*value) +
-                                  " is out of range [1, " + std::to_string(limit) + "]"));
-  }
-  return static_cast<int64_t>(*value);
-}
-
-std::string Shape(std::initializer_list<int64_t> dims) {
-  std::string out = "[";
-  for (int64_t dim : dims) {
-    if (out.size() > 1) out += ", ";
-    out += std::to_string(dim);
-  }
-  return out + "]";
-}
-
-// The tensor `name`, checked to have exactly `dims` (ggml order) and a type
-// the engine supports.
-Result<const gguf::TensorInfo*> FindChecked(const gguf::GgufFile& file, const std::string& name,
-                                            std::initializer_list<int64_t> dims) {
-  Result<const gguf::TensorInfo*> found = file.GetTensor(name);
-  if (!found) return Err(found.error());
-  const gguf::TensorInfo& info = **found;
-  bool same = info.n_dims == static_cast<int>(dims.size());
-  int dim_idx = 0;
-  for (int64_t dim : dims) {
-    if (!same) break;
-    same = info.dims[dim_idx++] == dim;
-  }
-  if (!same) {
-    return Err(Status::Corruption("tensor '" + name + "' has shape " + info.ShapeString() +
-                                  ", expected " + Shape(dims)));
-  }
-  Status supported = CheckSupportedType(info.type);
-  if (!supported.ok()) return Err(supported.WithContext("tensor '" + name + "'"));
-  return &info;
-}
-
-// A 2-D weight of `rows` rows of `cols` elements, used in place.
-Result<ops::MatrixView> LoadMatrix(const gguf::GgufFile& file, const std::string& name,
-                                   int64_t cols, int64_t rows) {
-  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {cols, rows});
-  if (!info) return Err(info.error());
-  Result<int64_t> row_bytes = RowBytes((*info)->type, cols);
-  if (!row_bytes) return Err(row_bytes.error().WithContext("tensor '" + name + "'"));
-  return ops::MatrixView{(*info)->type, (*info)->data, rows, cols, *row_bytes};
-}
-
-// A 1-D tensor of n elements, converted to float.
-Result<std::vector<float>> LoadVector(const gguf::GgufFile& file, const std::string& name,
-                                      int64_t n) {
-  Result<const gguf::TensorInfo*> info = FindChecked(file, name, {n});
-  if (!info) return Err(info.error());
-  std::vector<float> out(static_cast<size_t>(n));
-  Status status = DequantizeRow((*info)->type, (*info)->data, out.data(), n);
-  if (!status.ok()) return Err(status.WithContext("tensor '" + name + "'"));
-  return out;
-}
 
 }  // namespace
 
@@ -213,32 +150,19 @@ Result<std::unique_ptr<Model>> Model::Load(const gguf::GgufFile& file, ModelOpti
 Status Model::LoadTensors(const gguf::GgufFile& file) {
   ModelHparams& hp = hparams_;
   // The vocabulary size is the embedding table's row count.
-  const gguf::TensorInfo* embd = file.FindTensor("token_embd.weight");
-  if (embd == nullptr) return Status::NotFound("tensor 'token_embd.weight' not found");
-  hp.n_vocab = embd->n_dims == 2 ? embd->dims[1] : 0;
-  if (hp.n_vocab <= 0 || hp.n_vocab > kMaxVocab) {
-    return Status::Corruption("tensor 'token_embd.weight' has shape " + embd->ShapeString() +
-                              ", expected [" + std::to_string(hp.n_embd) + ", n_vocab]");
-  }
+  XNAI_ASSIGN_OR_RETURN(hp.n_vocab,
+                        ReadRowCount(file, "token_embd.weight", hp.n_embd, kMaxVocab, "n_vocab"));
 
-#define XNAI_ASSIGN_OR_RETURN_STATUS(lhs, expr) \
-  do {                                          \
-    auto result_ = (expr);                      \
-    if (!result_) return result_.error();       \
-    lhs = std::move(*result_);                  \
-  } while (0)
-
-  XNAI_ASSIGN_OR_RETURN_STATUS(token_embd_,
-                               LoadMatrix(file, "token_embd.weight", hp.n_embd, hp.n_vocab));
-  XNAI_ASSIGN_OR_RETURN_STATUS(output_norm_, LoadVector(file, "output_norm.weight", hp.n_embd));
+  XNAI_ASSIGN_OR_RETURN(token_embd_, LoadMatrix(file, "token_embd.weight", hp.n_embd, hp.n_vocab));
+  XNAI_ASSIGN_OR_RETURN(output_norm_, LoadVector(file, "output_norm.weight", hp.n_embd));
   hp.tied_output = file.FindTensor("output.weight") == nullptr;
   if (hp.tied_output) {
     output_ = token_embd_;
   } else {
-    XNAI_ASSIGN_OR_RETURN_STATUS(output_, LoadMatrix(file, "output.weight", hp.n_embd, hp.n_vocab));
+    XNAI_ASSIGN_OR_RETURN(output_, LoadMatrix(file, "output.weight", hp.n_embd, hp.n_vocab));
   }
   if (file.FindTensor("rope_freqs.weight") != nullptr) {
-    XNAI_ASSIGN_OR_RETURN_STATUS(rope_freqs_, LoadVector(file, "rope_freqs.weight", hp.n_rot / 2));
+    XNAI_ASSIGN_OR_RETURN(rope_freqs_, LoadVector(file, "rope_freqs.weight", hp.n_rot / 2));
   }
 
   const int64_t q_dim = hp.n_head * hp.head_dim;
@@ -249,37 +173,30 @@ Status Model::LoadTensors(const gguf::GgufFile& file) {
   for (int64_t layer_idx = 0; layer_idx < hp.n_layer; ++layer_idx) {
     Layer& layer = layers_[static_cast<size_t>(layer_idx)];
     const std::string blk = "blk." + std::to_string(layer_idx) + ".";
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.attn_norm,
-                                 LoadVector(file, blk + "attn_norm.weight", hp.n_embd));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wq,
-                                 LoadMatrix(file, blk + "attn_q.weight", hp.n_embd, q_dim));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wk,
-                                 LoadMatrix(file, blk + "attn_k.weight", hp.n_embd, k_dim));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wv,
-                                 LoadMatrix(file, blk + "attn_v.weight", hp.n_embd, v_dim));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.wo,
-                                 LoadMatrix(file, blk + "attn_output.weight", attn_dim, hp.n_embd));
+    XNAI_ASSIGN_OR_RETURN(layer.attn_norm, LoadVector(file, blk + "attn_norm.weight", hp.n_embd));
+    XNAI_ASSIGN_OR_RETURN(layer.wq, LoadMatrix(file, blk + "attn_q.weight", hp.n_embd, q_dim));
+    XNAI_ASSIGN_OR_RETURN(layer.wk, LoadMatrix(file, blk + "attn_k.weight", hp.n_embd, k_dim));
+    XNAI_ASSIGN_OR_RETURN(layer.wv, LoadMatrix(file, blk + "attn_v.weight", hp.n_embd, v_dim));
+    XNAI_ASSIGN_OR_RETURN(layer.wo,
+                          LoadMatrix(file, blk + "attn_output.weight", attn_dim, hp.n_embd));
     if (hp.qkv_bias) {
-      XNAI_ASSIGN_OR_RETURN_STATUS(layer.bq, LoadVector(file, blk + "attn_q.bias", q_dim));
-      XNAI_ASSIGN_OR_RETURN_STATUS(layer.bk, LoadVector(file, blk + "attn_k.bias", k_dim));
-      XNAI_ASSIGN_OR_RETURN_STATUS(layer.bv, LoadVector(file, blk + "attn_v.bias", v_dim));
+      XNAI_ASSIGN_OR_RETURN(layer.bq, LoadVector(file, blk + "attn_q.bias", q_dim));
+      XNAI_ASSIGN_OR_RETURN(layer.bk, LoadVector(file, blk + "attn_k.bias", k_dim));
+      XNAI_ASSIGN_OR_RETURN(layer.bv, LoadVector(file, blk + "attn_v.bias", v_dim));
     }
     if (hp.qk_norm) {
-      XNAI_ASSIGN_OR_RETURN_STATUS(layer.q_norm,
-                                   LoadVector(file, blk + "attn_q_norm.weight", hp.head_dim));
-      XNAI_ASSIGN_OR_RETURN_STATUS(layer.k_norm,
-                                   LoadVector(file, blk + "attn_k_norm.weight", hp.head_dim));
+      XNAI_ASSIGN_OR_RETURN(layer.q_norm,
+                            LoadVector(file, blk + "attn_q_norm.weight", hp.head_dim));
+      XNAI_ASSIGN_OR_RETURN(layer.k_norm,
+                            LoadVector(file, blk + "attn_k_norm.weight", hp.head_dim));
     }
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.ffn_norm,
-                                 LoadVector(file, blk + "ffn_norm.weight", hp.n_embd));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_gate,
-                                 LoadMatrix(file, blk + "ffn_gate.weight", hp.n_embd, hp.n_ff));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_up,
-                                 LoadMatrix(file, blk + "ffn_up.weight", hp.n_embd, hp.n_ff));
-    XNAI_ASSIGN_OR_RETURN_STATUS(layer.w_down,
-                                 LoadMatrix(file, blk + "ffn_down.weight", hp.n_ff, hp.n_embd));
+    XNAI_ASSIGN_OR_RETURN(layer.ffn_norm, LoadVector(file, blk + "ffn_norm.weight", hp.n_embd));
+    XNAI_ASSIGN_OR_RETURN(layer.w_gate,
+                          LoadMatrix(file, blk + "ffn_gate.weight", hp.n_embd, hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN(layer.w_up, LoadMatrix(file, blk + "ffn_up.weight", hp.n_embd, hp.n_ff));
+    XNAI_ASSIGN_OR_RETURN(layer.w_down,
+                          LoadMatrix(file, blk + "ffn_down.weight", hp.n_ff, hp.n_embd));
   }
-#undef XNAI_ASSIGN_OR_RETURN_STATUS
   return Status::Ok();
 }
 

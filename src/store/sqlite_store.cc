@@ -371,29 +371,29 @@ Status DocumentNotFound(int64_t id) {
 }
 
 Result<std::optional<Collection>> LoadCollection(sqlite3* db, const std::string& name) {
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt, Stmt::Prepare(db, std::string(kCollectionSelect) + "WHERE c.name = ?1"));
   stmt.BindText(1, name);
-  XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<Collection>();
   return std::optional<Collection>(ReadCollection(stmt));
 }
 
 // The collection's id, or NotFound.
 Result<int64_t> CollectionId(sqlite3* db, const std::string& name) {
-  XNAI_STORE_ASSIGN_OR_RETURN(Stmt stmt,
+  XNAI_ASSIGN_OR_RETURN(Stmt stmt,
                               Stmt::Prepare(db, "SELECT id FROM collections WHERE name = ?1"));
   stmt.BindText(1, name);
-  XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return Err(CollectionNotFound(name));
   return stmt.ColumnInt(0);
 }
 
 Result<std::optional<Document>> LoadDocument(sqlite3* db, int64_t id) {
-  XNAI_STORE_ASSIGN_OR_RETURN(Stmt stmt,
+  XNAI_ASSIGN_OR_RETURN(Stmt stmt,
                               Stmt::Prepare(db, std::string(kDocumentSelect) + "WHERE d.id = ?1"));
   stmt.BindInt(1, id);
-  XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<Document>();
   return std::optional<Document>(ReadDocument(stmt));
 }
@@ -429,7 +429,7 @@ int SqliteSchemaVersion() { return SqliteMigrations().back().version; }
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& db_path,
                                                const SqliteOptions& options) {
-  XNAI_STORE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> store,
+  XNAI_ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> store,
                               SqliteStore::Open(db_path, options));
   return std::unique_ptr<Store>(std::move(store));
 }
@@ -458,7 +458,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::filesystem::pa
     if (!std::filesystem::exists(db_path, ec)) {
       return Err(Status::NotFound("database '" + db_path.string() + "' does not exist"));
     }
-    XNAI_STORE_RETURN_IF_ERROR(store->CheckSchemaReadOnly());
+    XNAI_RETURN_IF_ERROR(store->CheckSchemaReadOnly());
   } else {
     if (db_path.has_parent_path()) {
       std::filesystem::create_directories(db_path.parent_path(), ec);
@@ -467,7 +467,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::filesystem::pa
                                    "': " + ec.message()));
       }
     }
-    XNAI_STORE_RETURN_IF_ERROR(store->OpenWriterAndMigrate());
+    XNAI_RETURN_IF_ERROR(store->OpenWriterAndMigrate());
   }
   return store;
 }
@@ -603,7 +603,7 @@ Result<SqliteStore::ReaderLease> SqliteStore::AcquireReader() {
       return ReaderLease(this, db);
     }
   }
-  XNAI_STORE_ASSIGN_OR_RETURN(sqlite3 * db, OpenConnection(/*writer=*/false));
+  XNAI_ASSIGN_OR_RETURN(sqlite3 * db, OpenConnection(/*writer=*/false));
   return ReaderLease(this, db);
 }
 
@@ -631,10 +631,10 @@ Status SqliteStore::CheckWritable() const {
 Result<Collection> SqliteStore::CreateCollection(const std::string& name,
                                                  const std::string& description) {
   if (!IsValidCollectionName(name)) return Err(InvalidCollectionName(name));
-  XNAI_STORE_RETURN_IF_ERROR(CheckWritable());
+  XNAI_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(writer_mu_);
-  XNAI_STORE_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(
       Stmt insert,
       Stmt::Prepare(writer_,
                     "INSERT INTO collections (name, description, created_at) VALUES (?1, ?2, ?3)"));
@@ -643,48 +643,48 @@ Result<Collection> SqliteStore::CreateCollection(const std::string& name,
   if (s.code() == Status::Code::kAlreadyExists) {
     return Err(Status::AlreadyExists("collection '" + name + "' already exists"));
   }
-  XNAI_STORE_RETURN_IF_ERROR(s);
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Collection> created, LoadCollection(writer_, name));
+  XNAI_RETURN_IF_ERROR(s);
+  XNAI_ASSIGN_OR_RETURN(std::optional<Collection> created, LoadCollection(writer_, name));
   if (!created) return Err(Status::Internal("collection vanished after insert"));
-  XNAI_STORE_RETURN_IF_ERROR(txn.Commit());
+  XNAI_RETURN_IF_ERROR(txn.Commit());
   return *created;
 }
 
 Result<Collection> SqliteStore::EnsureCollection(const std::string& name) {
   if (!IsValidCollectionName(name)) return Err(InvalidCollectionName(name));
-  XNAI_STORE_RETURN_IF_ERROR(CheckWritable());
+  XNAI_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(writer_mu_);
   // Look first without the write lock, so an existing collection does not
   // need the lock (another process may hold it for a while).
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Collection> existing, LoadCollection(writer_, name));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Collection> existing, LoadCollection(writer_, name));
   if (existing) return *existing;
-  XNAI_STORE_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(
       Stmt insert, Stmt::Prepare(writer_,
                                  "INSERT OR IGNORE INTO collections (name, description, created_at)"
                                  " VALUES (?1, '', ?2)"));
   insert.BindText(1, name).BindInt(2, Now());
-  XNAI_STORE_RETURN_IF_ERROR(insert.Exec());
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Collection> created, LoadCollection(writer_, name));
+  XNAI_RETURN_IF_ERROR(insert.Exec());
+  XNAI_ASSIGN_OR_RETURN(std::optional<Collection> created, LoadCollection(writer_, name));
   if (!created) return Err(Status::Internal("collection vanished after insert"));
-  XNAI_STORE_RETURN_IF_ERROR(txn.Commit());
+  XNAI_RETURN_IF_ERROR(txn.Commit());
   return *created;
 }
 
 Result<Collection> SqliteStore::GetCollection(const std::string& name) {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Collection> found, LoadCollection(reader.db(), name));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(std::optional<Collection> found, LoadCollection(reader.db(), name));
   if (!found) return Err(CollectionNotFound(name));
   return *found;
 }
 
 Result<std::vector<Collection>> SqliteStore::ListCollections() {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt, Stmt::Prepare(reader.db(), std::string(kCollectionSelect) + "ORDER BY c.name"));
   std::vector<Collection> out;
   while (true) {
-    XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     out.push_back(ReadCollection(stmt));
   }
@@ -692,30 +692,30 @@ Result<std::vector<Collection>> SqliteStore::ListCollections() {
 }
 
 Result<std::vector<std::string>> SqliteStore::DeleteCollection(const std::string& name) {
-  XNAI_STORE_RETURN_IF_ERROR(CheckWritable());
+  XNAI_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(writer_mu_);
-  XNAI_STORE_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
-  XNAI_STORE_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(writer_, name));
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(writer_, name));
   std::vector<std::string> shas;
   {
-    XNAI_STORE_ASSIGN_OR_RETURN(
+    XNAI_ASSIGN_OR_RETURN(
         Stmt select,
         Stmt::Prepare(writer_,
                       "SELECT sha256 FROM documents WHERE collection_id = ?1 ORDER BY id"));
     select.BindInt(1, collection_id);
     while (true) {
-      XNAI_STORE_ASSIGN_OR_RETURN(bool row, select.Step());
+      XNAI_ASSIGN_OR_RETURN(bool row, select.Step());
       if (!row) break;
       shas.push_back(select.ColumnText(0));
     }
   }
   // Documents and chunks go by ON DELETE CASCADE; the chunk delete trigger
   // removes their FTS entries.
-  XNAI_STORE_ASSIGN_OR_RETURN(Stmt del,
+  XNAI_ASSIGN_OR_RETURN(Stmt del,
                               Stmt::Prepare(writer_, "DELETE FROM collections WHERE id = ?1"));
   del.BindInt(1, collection_id);
-  XNAI_STORE_RETURN_IF_ERROR(del.Exec());
-  XNAI_STORE_RETURN_IF_ERROR(txn.Commit());
+  XNAI_RETURN_IF_ERROR(del.Exec());
+  XNAI_RETURN_IF_ERROR(txn.Commit());
   return shas;
 }
 
@@ -725,24 +725,24 @@ Result<PutResult> SqliteStore::PutDocument(const DocumentInput& input) {
   if (input.source.empty()) return Err(Status::InvalidArgument("document source is empty"));
   if (input.sha256.empty()) return Err(Status::InvalidArgument("document sha256 is empty"));
   if (input.size_bytes < 0) return Err(Status::InvalidArgument("document size_bytes is negative"));
-  XNAI_STORE_RETURN_IF_ERROR(CheckWritable());
+  XNAI_RETURN_IF_ERROR(CheckWritable());
 
   std::lock_guard<std::mutex> lock(writer_mu_);
-  XNAI_STORE_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
-  XNAI_STORE_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(writer_, input.collection));
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(writer_, input.collection));
 
   std::optional<int64_t> existing_id;
   {
-    XNAI_STORE_ASSIGN_OR_RETURN(Stmt find,
+    XNAI_ASSIGN_OR_RETURN(Stmt find,
                                 Stmt::Prepare(writer_,
                                               "SELECT id, sha256 FROM documents"
                                               " WHERE collection_id = ?1 AND source = ?2"));
     find.BindInt(1, collection_id).BindText(2, input.source);
-    XNAI_STORE_ASSIGN_OR_RETURN(bool row, find.Step());
+    XNAI_ASSIGN_OR_RETURN(bool row, find.Step());
     if (row) {
       existing_id = find.ColumnInt(0);
       if (find.ColumnText(1) == input.sha256) {
-        XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Document> doc,
+        XNAI_ASSIGN_OR_RETURN(std::optional<Document> doc,
                                     LoadDocument(writer_, *existing_id));
         if (!doc) return Err(Status::Internal("document vanished inside a transaction"));
         return PutResult{*doc, PutOutcome::kUnchanged};  // txn rolls back: nothing written
@@ -756,11 +756,11 @@ Result<PutResult> SqliteStore::PutDocument(const DocumentInput& input) {
   if (existing_id) {
     document_id = *existing_id;
     outcome = PutOutcome::kReplaced;
-    XNAI_STORE_ASSIGN_OR_RETURN(
+    XNAI_ASSIGN_OR_RETURN(
         Stmt del_chunks, Stmt::Prepare(writer_, "DELETE FROM chunks WHERE document_id = ?1"));
     del_chunks.BindInt(1, document_id);
-    XNAI_STORE_RETURN_IF_ERROR(del_chunks.Exec());
-    XNAI_STORE_ASSIGN_OR_RETURN(
+    XNAI_RETURN_IF_ERROR(del_chunks.Exec());
+    XNAI_ASSIGN_OR_RETURN(
         Stmt update, Stmt::Prepare(writer_,
                                    "UPDATE documents SET title = ?1, media_type = ?2, sha256 = ?3,"
                                    " size_bytes = ?4, updated_at = ?5 WHERE id = ?6"));
@@ -770,10 +770,10 @@ Result<PutResult> SqliteStore::PutDocument(const DocumentInput& input) {
         .BindInt(4, input.size_bytes)
         .BindInt(5, now)
         .BindInt(6, document_id);
-    XNAI_STORE_RETURN_IF_ERROR(update.Exec());
+    XNAI_RETURN_IF_ERROR(update.Exec());
   } else {
     outcome = PutOutcome::kCreated;
-    XNAI_STORE_ASSIGN_OR_RETURN(
+    XNAI_ASSIGN_OR_RETURN(
         Stmt insert,
         Stmt::Prepare(
             writer_,
@@ -786,12 +786,12 @@ Result<PutResult> SqliteStore::PutDocument(const DocumentInput& input) {
         .BindText(5, input.sha256)
         .BindInt(6, input.size_bytes)
         .BindInt(7, now);
-    XNAI_STORE_RETURN_IF_ERROR(insert.Exec());
+    XNAI_RETURN_IF_ERROR(insert.Exec());
     document_id = sqlite3_last_insert_rowid(writer_);
   }
 
   {
-    XNAI_STORE_ASSIGN_OR_RETURN(
+    XNAI_ASSIGN_OR_RETURN(
         Stmt insert_chunk,
         Stmt::Prepare(writer_,
                       "INSERT INTO chunks (document_id, ordinal, text, char_begin, char_end,"
@@ -809,33 +809,33 @@ Result<PutResult> SqliteStore::PutDocument(const DocumentInput& input) {
           .BindText(7, chunk.section)
           .BindInt(8, chunk.page)
           .BindInt(9, collection_id);
-      XNAI_STORE_RETURN_IF_ERROR(insert_chunk.Exec());
+      XNAI_RETURN_IF_ERROR(insert_chunk.Exec());
     }
   }
 
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(writer_, document_id));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(writer_, document_id));
   if (!doc) return Err(Status::Internal("document vanished inside a transaction"));
-  XNAI_STORE_RETURN_IF_ERROR(txn.Commit());
+  XNAI_RETURN_IF_ERROR(txn.Commit());
   return PutResult{*doc, outcome};
 }
 
 Result<std::optional<Document>> SqliteStore::FindDocument(const std::string& collection,
                                                           const std::string& source) {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_RETURN_IF_ERROR(BeginRead(reader.db()));
-  XNAI_STORE_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(reader.db(), collection));
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(reader.db(), collection));
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt, Stmt::Prepare(reader.db(), std::string(kDocumentSelect) +
                                                 "WHERE d.collection_id = ?1 AND d.source = ?2"));
   stmt.BindInt(1, collection_id).BindText(2, source);
-  XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<Document>();
   return std::optional<Document>(ReadDocument(stmt));
 }
 
 Result<Document> SqliteStore::GetDocument(int64_t id) {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(reader.db(), id));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(reader.db(), id));
   if (!doc) return Err(DocumentNotFound(id));
   return *doc;
 }
@@ -844,13 +844,13 @@ Result<std::vector<Document>> SqliteStore::ListDocuments(
     const std::optional<std::string>& collection, int limit, int offset) {
   if (limit < 1) return Err(Status::InvalidArgument("limit must be at least 1"));
   if (offset < 0) return Err(Status::InvalidArgument("offset must not be negative"));
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
   std::optional<int64_t> collection_id;
   if (HasCollectionFilter(collection)) {
-    XNAI_STORE_ASSIGN_OR_RETURN(collection_id, CollectionId(reader.db(), *collection));
+    XNAI_ASSIGN_OR_RETURN(collection_id, CollectionId(reader.db(), *collection));
   }
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt, Stmt::Prepare(reader.db(), std::string(kDocumentSelect) +
                                                 "WHERE (?1 IS NULL OR d.collection_id = ?1)"
                                                 " ORDER BY d.updated_at DESC, d.id DESC"
@@ -863,7 +863,7 @@ Result<std::vector<Document>> SqliteStore::ListDocuments(
   stmt.BindInt(2, limit).BindInt(3, offset);
   std::vector<Document> out;
   while (true) {
-    XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     out.push_back(ReadDocument(stmt));
   }
@@ -871,11 +871,11 @@ Result<std::vector<Document>> SqliteStore::ListDocuments(
 }
 
 Result<std::vector<Chunk>> SqliteStore::GetChunks(int64_t document_id) {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_RETURN_IF_ERROR(BeginRead(reader.db()));
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(reader.db(), document_id));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(reader.db(), document_id));
   if (!doc) return Err(DocumentNotFound(document_id));
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt, Stmt::Prepare(reader.db(),
                                "SELECT id, document_id, ordinal, text, char_begin, char_end,"
                                " token_count, section, page FROM chunks"
@@ -883,7 +883,7 @@ Result<std::vector<Chunk>> SqliteStore::GetChunks(int64_t document_id) {
   stmt.BindInt(1, document_id);
   std::vector<Chunk> out;
   while (true) {
-    XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     Chunk c;
     c.id = stmt.ColumnInt(0);
@@ -901,25 +901,25 @@ Result<std::vector<Chunk>> SqliteStore::GetChunks(int64_t document_id) {
 }
 
 Result<Document> SqliteStore::DeleteDocument(int64_t id) {
-  XNAI_STORE_RETURN_IF_ERROR(CheckWritable());
+  XNAI_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(writer_mu_);
-  XNAI_STORE_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
-  XNAI_STORE_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(writer_, id));
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(writer_, id));
   if (!doc) return Err(DocumentNotFound(id));
-  XNAI_STORE_ASSIGN_OR_RETURN(Stmt del,
+  XNAI_ASSIGN_OR_RETURN(Stmt del,
                               Stmt::Prepare(writer_, "DELETE FROM documents WHERE id = ?1"));
   del.BindInt(1, id);
-  XNAI_STORE_RETURN_IF_ERROR(del.Exec());
-  XNAI_STORE_RETURN_IF_ERROR(txn.Commit());
+  XNAI_RETURN_IF_ERROR(del.Exec());
+  XNAI_RETURN_IF_ERROR(txn.Commit());
   return *doc;
 }
 
 Result<int64_t> SqliteStore::CountDocumentsWithSha(const std::string& sha256) {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt, Stmt::Prepare(reader.db(), "SELECT count(*) FROM documents WHERE sha256 = ?1"));
   stmt.BindText(1, sha256);
-  XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
   return row ? stmt.ColumnInt(0) : int64_t{0};
 }
 
@@ -1007,20 +1007,20 @@ std::string RestrictToContent(const std::string& expression) {
 // cursor positioned on the row: a second MATCH of the same expression
 // restricted to that rowid.
 Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& query) {
-  XNAI_STORE_RETURN_IF_ERROR(CheckSearchQuery(query));
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(CheckSearchQuery(query));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   sqlite3* db = reader.db();
-  XNAI_STORE_RETURN_IF_ERROR(BeginRead(db));
+  XNAI_RETURN_IF_ERROR(BeginRead(db));
   std::optional<int64_t> collection_id;
   if (HasCollectionFilter(query.collection)) {
-    XNAI_STORE_ASSIGN_OR_RETURN(collection_id, CollectionId(db, *query.collection));
+    XNAI_ASSIGN_OR_RETURN(collection_id, CollectionId(db, *query.collection));
   }
   const std::string filter =
       collection_id ? " AND collection_id : \"" + std::to_string(*collection_id) + "\"" : "";
   if (!IsQuotedDisjunction(query.fts_expression)) {
     // Check the expression as given: wrapped in parentheses, something like
     // `a) OR (b` would turn valid.
-    XNAI_STORE_ASSIGN_OR_RETURN(
+    XNAI_ASSIGN_OR_RETURN(
         Stmt check,
         Stmt::Prepare(db, "SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ?1 AND rowid = 0"));
     check.BindText(1, query.fts_expression);
@@ -1031,7 +1031,7 @@ Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& quer
 
   // snippet(): column 0 (text), the match markers, "…" where text was cut,
   // at most 24 tokens.
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt,
       Stmt::Prepare(
           db,
@@ -1054,7 +1054,7 @@ Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& quer
       .BindText(5, std::string_view(&kMarkEnd, 1));
   std::vector<SearchHit> hits;
   while (true) {
-    XNAI_STORE_ASSIGN_OR_RETURN(bool row, StepSearch(stmt, db));
+    XNAI_ASSIGN_OR_RETURN(bool row, StepSearch(stmt, db));
     if (!row) break;
     hits.push_back(ReadHit(stmt));
     // Pruned rows never reach the top k (k real scores beat them); one here
@@ -1067,17 +1067,17 @@ Result<std::vector<SearchHit>> SqliteStore::SearchChunks(const SearchQuery& quer
 }
 
 Result<std::vector<SearchHit>> SqliteStore::TEST_SearchChunksFullScan(const SearchQuery& query) {
-  XNAI_STORE_RETURN_IF_ERROR(CheckSearchQuery(query));
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(CheckSearchQuery(query));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   sqlite3* db = reader.db();
-  XNAI_STORE_RETURN_IF_ERROR(BeginRead(db));
+  XNAI_RETURN_IF_ERROR(BeginRead(db));
   std::optional<int64_t> collection_id;
   if (HasCollectionFilter(query.collection)) {
-    XNAI_STORE_ASSIGN_OR_RETURN(collection_id, CollectionId(db, *query.collection));
+    XNAI_ASSIGN_OR_RETURN(collection_id, CollectionId(db, *query.collection));
   }
   // Every matching row scored without pruning, filtered by a join, with a
   // snippet: the straightforward form of the query.
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt,
       Stmt::Prepare(db,
                     "SELECT k.id, k.document_id, col.name, d.source, d.title, k.section, k.page,"
@@ -1100,7 +1100,7 @@ Result<std::vector<SearchHit>> SqliteStore::TEST_SearchChunksFullScan(const Sear
       .BindText(5, std::string_view(&kMarkEnd, 1));
   std::vector<SearchHit> hits;
   while (true) {
-    XNAI_STORE_ASSIGN_OR_RETURN(bool row, StepSearch(stmt, db));
+    XNAI_ASSIGN_OR_RETURN(bool row, StepSearch(stmt, db));
     if (!row) break;
     hits.push_back(ReadHit(stmt));
   }
@@ -1108,15 +1108,15 @@ Result<std::vector<SearchHit>> SqliteStore::TEST_SearchChunksFullScan(const Sear
 }
 
 Result<StoreStats> SqliteStore::Stats() {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_STORE_ASSIGN_OR_RETURN(Stmt stmt,
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(Stmt stmt,
                               Stmt::Prepare(reader.db(),
                                             "SELECT (SELECT count(*) FROM collections),"
                                             " (SELECT count(*) FROM documents),"
                                             " (SELECT count(*) FROM chunks),"
                                             " (SELECT page_count FROM pragma_page_count()) *"
                                             " (SELECT page_size FROM pragma_page_size())"));
-  XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return Err(Status::Internal("stats query returned no row"));
   StoreStats stats;
   stats.collections = stmt.ColumnInt(0);
@@ -1129,29 +1129,29 @@ Result<StoreStats> SqliteStore::Stats() {
 // --- test hooks --------------------------------------------------------------
 
 Result<int64_t> SqliteStore::TEST_SetMaxPageCount(int64_t pages) {
-  XNAI_STORE_RETURN_IF_ERROR(CheckWritable());
+  XNAI_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(writer_mu_);
   std::string sql = "PRAGMA max_page_count = " + std::to_string(pages);
   return sqlite::QueryInt(writer_, sql.c_str(), "set max_page_count");
 }
 
 Result<int64_t> SqliteStore::TEST_PageCount() {
-  XNAI_STORE_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   return sqlite::QueryInt(reader.db(), "PRAGMA page_count", "page_count");
 }
 
 Result<int64_t> SqliteStore::TEST_IndexedChunksWithTerm(const std::string& term) {
-  XNAI_STORE_RETURN_IF_ERROR(CheckWritable());
+  XNAI_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(writer_mu_);
-  XNAI_STORE_RETURN_IF_ERROR(
+  XNAI_RETURN_IF_ERROR(
       sqlite::ExecScript(writer_,
                          "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_vocab"
                          " USING fts5vocab(main, chunks_fts, row)",
                          "create fts5vocab"));
-  XNAI_STORE_ASSIGN_OR_RETURN(
+  XNAI_ASSIGN_OR_RETURN(
       Stmt stmt, Stmt::Prepare(writer_, "SELECT doc FROM temp.chunks_fts_vocab WHERE term = ?1"));
   stmt.BindText(1, term);
-  XNAI_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
   return row ? stmt.ColumnInt(0) : int64_t{0};
 }
 

@@ -188,7 +188,7 @@ Result<int64_t> QueryInt(sqlite3* db, const char* sql, std::string_view context)
 }
 
 Result<WriteTransaction> WriteTransaction::Begin(sqlite3* db) {
-  XNAI_STORE_RETURN_IF_ERROR(ExecScript(db, "BEGIN IMMEDIATE", "begin write transaction"));
+  XNAI_RETURN_IF_ERROR(ExecScript(db, "BEGIN IMMEDIATE", "begin write transaction"));
   return WriteTransaction(db);
 }
 

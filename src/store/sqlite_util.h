@@ -16,25 +16,6 @@
 
 #include "base/status.h"
 
-// Inside functions returning Result<T>: propagate a failed Status, or
-// unwrap a Result into `lhs`. (base's XNAI_RETURN_IF_ERROR returns a bare
-// Status, which does not convert to Result<T>.)
-#define XNAI_STORE_RETURN_IF_ERROR(expr)                 \
-  do {                                                   \
-    ::xnai::Status xnai_store_status_ = (expr);          \
-    if (!xnai_store_status_.ok()) {                      \
-      return ::xnai::Err(std::move(xnai_store_status_)); \
-    }                                                    \
-  } while (0)
-#define XNAI_STORE_CONCAT_INNER_(a, b) a##b
-#define XNAI_STORE_CONCAT_(a, b) XNAI_STORE_CONCAT_INNER_(a, b)
-#define XNAI_STORE_ASSIGN_OR_RETURN(lhs, expr) \
-  XNAI_STORE_ASSIGN_OR_RETURN_IMPL_(XNAI_STORE_CONCAT_(xnai_store_result_, __LINE__), lhs, expr)
-#define XNAI_STORE_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                                      \
-  if (!tmp) return ::xnai::Err(std::move(tmp).error());   \
-  lhs = std::move(*tmp)
-
 namespace xnai::store::sqlite {
 
 // Maps a failed SQLite result code (primary or extended) to a Status:
