@@ -13,9 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,15 +31,6 @@ using xnai::engine::Encoder;
 using xnai::engine::Tokenizer;
 
 constexpr double kMinCosine = 0.9999;
-
-bool ReadFile(const fs::path& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
 
 double Cosine(const std::vector<float>& a, const std::vector<double>& b) {
   if (a.size() != b.size()) return -2;
@@ -130,7 +119,7 @@ int main() {
   int failures = 0, models = 0;
   for (const fs::path& path : references) {
     std::string text;
-    if (!ReadFile(path, text)) {
+    if (!xnai::gguf::ReadTestFile(path, text)) {
       std::cerr << "cannot read " << path << "\n";
       return 1;
     }

@@ -21,10 +21,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,15 +55,6 @@ Tolerance ToleranceFor(const std::string& name) {
   if (type == "f32" || type == "f16") return {3e-3, 32};
   if (type == "bf16") return {1e-2, 31};
   return {4e-2, 29};
-}
-
-bool ReadFile(const fs::path& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
 }
 
 int64_t Argmax(const float* row, int64_t n) { return std::max_element(row, row + n) - row; }
@@ -128,7 +117,7 @@ Outcome RunModel(const fs::path& testdata, const std::string& name,
   // Logits of the 40 tokens against the reference file.
   const std::vector<int32_t> tokens = reference.at("tokens").get<std::vector<int32_t>>();
   std::string ref_bytes;
-  if (!ReadFile(testdata / reference.at("logits").get<std::string>(), ref_bytes) ||
+  if (!xnai::gguf::ReadTestFile(testdata / reference.at("logits").get<std::string>(), ref_bytes) ||
       ref_bytes.size() != tokens.size() * static_cast<size_t>(n_vocab) * sizeof(float)) {
     outcome.error = "reference logits file missing or of the wrong size";
     return outcome;
@@ -227,7 +216,7 @@ int main() {
   std::vector<Outcome> outcomes;
   for (const fs::path& path : references) {
     std::string text;
-    if (!ReadFile(path, text)) {
+    if (!xnai::gguf::ReadTestFile(path, text)) {
       std::cerr << "cannot read " << path << "\n";
       return 1;
     }

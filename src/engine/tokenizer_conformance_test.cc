@@ -31,15 +31,6 @@ using xnai::engine::Tokenizer;
 // every vocabulary in the testdata is expected to match exactly.
 const std::set<std::string> kKnownFailing = {};
 
-bool ReadFile(const fs::path& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 // Test strings: each is followed by "\n__ggml_vocab_test__\n".
 std::vector<std::string> SplitInputs(const std::string& all) {
   static const std::string kSep = "\n__ggml_vocab_test__\n";
@@ -84,7 +75,8 @@ std::string Join(const std::vector<int32_t>& ids) {
 bool CheckModelReference(const fs::path& dir, const std::string& model, int& checked) {
   fs::path gguf_path = dir / "models" / (model + ".gguf");
   std::string json_text;
-  if (!fs::exists(gguf_path) || !ReadFile(dir / "reference" / (model + ".json"), json_text)) {
+  if (!fs::exists(gguf_path) ||
+      !xnai::gguf::ReadTestFile(dir / "reference" / (model + ".json"), json_text)) {
     return true;  // not part of this testdata
   }
   auto file = xnai::gguf::OpenGguf(gguf_path);
@@ -153,7 +145,8 @@ int main() {
   for (const fs::path& path : vocabs) {
     std::string name = path.filename().string();
     std::string inp, outp;
-    if (!ReadFile(path.string() + ".inp", inp) || !ReadFile(path.string() + ".out", outp)) {
+    if (!xnai::gguf::ReadTestFile(path.string() + ".inp", inp) ||
+        !xnai::gguf::ReadTestFile(path.string() + ".out", outp)) {
       continue;  // no test strings for this vocabulary
     }
     const bool known = kKnownFailing.count(name) > 0;

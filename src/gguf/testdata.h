@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include "base/files.h"
+
 namespace xnai::gguf {
 
 // Returns the directory, or an empty path when none exists.
@@ -27,6 +29,15 @@ inline std::filesystem::path FindTestdataDir() {
   if (root.empty()) return {};
   fs::path dir = root / ".." / "shared" / "testdata";
   return fs::is_directory(dir, ec) ? fs::weakly_canonical(dir, ec) : fs::path();
+}
+
+// Reads a reference file whole (base's ReadFileToString); false when it
+// cannot be read.
+inline bool ReadTestFile(const std::filesystem::path& path, std::string& out) {
+  auto data = ReadFileToString(path);
+  if (!data) return false;
+  out = std::move(*data);
+  return true;
 }
 
 }  // namespace xnai::gguf
