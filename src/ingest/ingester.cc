@@ -164,7 +164,7 @@ Ingester::Prepared Ingester::Prepare(const IngestOptions& options, const std::st
     // it is still there under the lifecycle lock, and a stopped run removes
     // the staged blobs nobody references.
     p.blob_was_present = blobs_.Has(p.sha256);
-    auto put_blob = blobs_.Put(bytes);
+    auto put_blob = blobs_.Put(bytes, p.sha256);
     if (!put_blob) {
       p.store_error = put_blob.error();
       return p;
@@ -197,7 +197,7 @@ Result<FileOutcome> Ingester::Commit(const IngestOptions& options, const std::st
   if (prepared.unchanged) {
     std::lock_guard<std::mutex> lock(BlobLifecycleMutex());
     if (!blobs_.Has(sha256)) {  // e.g. the blobs folder was pruned by hand
-      auto put = blobs_.Put(bytes);
+      auto put = blobs_.Put(bytes, sha256);
       if (!put) return store_error(put.error());
     }
     outcome.kind = FileOutcome::Kind::kUnchanged;
@@ -224,7 +224,7 @@ Result<FileOutcome> Ingester::Commit(const IngestOptions& options, const std::st
   const auto staged_size = prepared.blob_staged ? fs::file_size(blobs_.PathFor(sha256), ec)
                                                 : static_cast<std::uintmax_t>(0);
   if (!prepared.blob_staged || ec || staged_size != bytes.size()) {
-    auto put_blob = blobs_.Put(bytes);
+    auto put_blob = blobs_.Put(bytes, sha256);
     if (!put_blob) return store_error(put_blob.error());
   }
   auto put = store_.PutDocument(input);

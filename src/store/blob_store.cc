@@ -57,8 +57,9 @@ std::filesystem::path BlobStore::PathFor(const std::string& sha256) const {
   return dir_ / sha256.substr(0, 2) / sha256;
 }
 
-Result<std::string> BlobStore::Put(std::string_view bytes) {
-  std::string sha256 = Sha256Hex(bytes);
+Result<std::string> BlobStore::Put(std::string_view bytes) { return Put(bytes, Sha256Hex(bytes)); }
+
+Result<std::string> BlobStore::Put(std::string_view bytes, const std::string& sha256) {
   std::filesystem::path path = PathFor(sha256);
   std::lock_guard<std::mutex> lock(LockFor(sha256));
   std::error_code ec;

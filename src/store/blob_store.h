@@ -22,6 +22,9 @@ class BlobStore {
   // Stores the bytes (no-op if already present). Returns the sha256 hex.
   // Disk full -> ResourceExhausted, and nothing is left behind.
   Result<std::string> Put(std::string_view bytes);
+  // The same, for a caller that has already hashed the bytes: `sha256` must
+  // be Sha256Hex(bytes) (saves a second pass over large files).
+  Result<std::string> Put(std::string_view bytes, const std::string& sha256);
   bool Has(const std::string& sha256) const;
   // NotFound if absent; Corruption if the file no longer hashes to its name;
   // InvalidArgument if `sha256` is not 64 lowercase hex digits.
