@@ -167,6 +167,25 @@ struct CompiledRegex {
   }
 };
 
+// One symbol of a word being merged (BPE and SentencePiece): a byte range of
+// the word, linked to its neighbours.
+struct Symbol {
+  size_t start, len;  // in the word
+  int prev, next;     // indices into the symbol list, -1 at the ends
+};
+
+// Splits `word` into one symbol per UTF-8 character, linked in order.
+void SplitIntoSymbols(std::string_view word, std::vector<Symbol>& syms) {
+  syms.clear();
+  for (size_t pos = 0; pos < word.size();) {
+    size_t len = Utf8Len(word, pos);
+    int idx = static_cast<int>(syms.size());
+    syms.push_back({pos, len, idx - 1, -1});
+    if (idx > 0) syms[idx - 1].next = idx;
+    pos += len;
+  }
+}
+
 }  // namespace
 
 size_t CompleteUtf8Prefix(std::string_view bytes) {
@@ -543,10 +562,6 @@ void Tokenizer::EncodeBpe(std::string_view text, std::vector<int32_t>& out) cons
   if (jit_stack != nullptr) pcre2_jit_stack_free(jit_stack);
   if (mctx != nullptr) pcre2_match_context_free(mctx);
 
-  struct Symbol {
-    size_t start, len;  // in `word`
-    int prev, next;
-  };
   struct Candidate {
     int32_t rank;
     int left, right;
@@ -569,14 +584,7 @@ void Tokenizer::EncodeBpe(std::string_view text, std::vector<int32_t>& out) cons
         continue;
       }
     }
-    syms.clear();
-    for (size_t p = 0; p < word.size();) {
-      size_t l = Utf8Len(word, p);
-      int idx = static_cast<int>(syms.size());
-      syms.push_back({p, l, idx - 1, -1});
-      if (idx > 0) syms[idx - 1].next = idx;
-      p += l;
-    }
+    SplitIntoSymbols(word, syms);
     std::priority_queue<Candidate> queue;
     auto consider = [&](int left, int right) {
       if (left < 0 || right < 0) return;
@@ -627,10 +635,6 @@ void Tokenizer::EncodeBpe(std::string_view text, std::vector<int32_t>& out) cons
 
 void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>& out) const {
   const Impl& im = *impl_;
-  struct Symbol {
-    size_t start, len;
-    int prev, next;
-  };
   struct Candidate {
     float score;
     int left, right;
@@ -640,13 +644,7 @@ void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>& out) cons
     }
   };
   std::vector<Symbol> syms;
-  for (size_t p = 0; p < text.size();) {
-    size_t l = Utf8Len(text, p);
-    int idx = static_cast<int>(syms.size());
-    syms.push_back({p, l, idx - 1, -1});
-    if (idx > 0) syms[idx - 1].next = idx;
-    p += l;
-  }
+  SplitIntoSymbols(text, syms);
   std::priority_queue<Candidate> queue;
   auto consider = [&](int left, int right) {
     if (left < 0 || right < 0) return;
