@@ -27,14 +27,15 @@ int FailRuntime(const Status& status) {
   return Fail(status);
 }
 
-int RunLogits(const std::string& model_path, const std::string& tokens_text,
-              const std::string& out, int threads) {
+int RunLogits(const std::string& model_path, const std::string& tokens_text, const std::string& out,
+              int threads, const std::string& kv_cache) {
   auto ids = ParseTokenIds(tokens_text);
   if (!ids) return Fail(ids.error());
   auto file = OpenModelFile(model_path);
   if (!file) return Fail(file.error());
   engine::ModelOptions options;
   options.n_threads = threads;
+  ApplyKvCacheChoice(kv_cache, options);
   auto model = engine::Model::Load(**file, options);
   if (!model) return Fail(model.error());
   Status written = engine::WriteLogits(**model, *ids, out);
@@ -47,6 +48,7 @@ struct GenerateOptions {
   std::string prompt;
   int n_predict = 64;
   int threads = DefaultThreads();
+  std::string kv_cache = "f16";
   engine::SamplingParams sampling;
   bool seed_given = false;
 };
@@ -59,11 +61,13 @@ int RunGenerate(GenerateOptions options) {
   if (!tokenizer) return Fail(tokenizer.error());
   engine::ModelOptions model_options;
   model_options.n_threads = options.threads;
+  ApplyKvCacheChoice(options.kv_cache, model_options);
   auto model = engine::Model::Load(**file, model_options);
   if (!model) return Fail(model.error());
 
-  std::vector<int32_t> tokens = (*tokenizer)->Encode(options.prompt, /*add_special=*/true,
-                                                     /*parse_special=*/true);
+  std::vector<int32_t> tokens = (*tokenizer)
+                                    ->Encode(options.prompt, /*add_special=*/true,
+                                             /*parse_special=*/true);
   if (tokens.empty()) return Fail(Status::Unprocessable("the prompt is empty"));
   const int64_t n_ctx = (*model)->hparams().n_ctx;
   if (static_cast<int64_t>(tokens.size()) > n_ctx) {
@@ -109,7 +113,8 @@ int RunGenerate(GenerateOptions options) {
   std::fwrite(pending.data(), 1, pending.size(), stdout);
   std::fputc('\n', stdout);
   double gen_seconds = std::chrono::duration<double>(Clock::now() - gen_start).count();
-  std::fprintf(stderr, "prompt: %zu tokens, %.1f tok/s; generation: %d tokens, %.1f tok/s (%d threads)\n",
+  std::fprintf(stderr,
+               "prompt: %zu tokens, %.1f tok/s; generation: %d tokens, %.1f tok/s (%d threads)\n",
                n_prompt, prompt_seconds > 0 ? n_prompt / prompt_seconds : 0.0, generated,
                gen_seconds > 0 ? generated / gen_seconds : 0.0, options.threads);
   return kExitOk;
@@ -121,6 +126,7 @@ void AddGenerateCommands(CLI::App& app, int& exit_code) {
   struct LogitsOptions {
     std::string model, tokens, out;
     int threads = DefaultThreads();
+    std::string kv_cache = "f16";
   };
   auto logits = std::make_shared<LogitsOptions>();
   CLI::App* logits_cmd = app.add_subcommand(
@@ -129,8 +135,11 @@ void AddGenerateCommands(CLI::App& app, int& exit_code) {
   logits_cmd->add_option("--tokens", logits->tokens, "Comma-separated token ids")->required();
   logits_cmd->add_option("--out,-o", logits->out, "Output file")->required();
   logits_cmd->add_option("--threads,-t", logits->threads, "Threads")->check(CLI::Range(1, 256));
+  logits_cmd->add_option("--kv-cache", logits->kv_cache, kKvCacheHelp)
+      ->check(CLI::IsMember(kKvCacheChoices));
   logits_cmd->callback([&exit_code, logits] {
-    exit_code = RunLogits(logits->model, logits->tokens, logits->out, logits->threads);
+    exit_code =
+        RunLogits(logits->model, logits->tokens, logits->out, logits->threads, logits->kv_cache);
   });
 
   auto gen = std::make_shared<GenerateOptions>();
@@ -139,6 +148,7 @@ void AddGenerateCommands(CLI::App& app, int& exit_code) {
   cmd->add_option("--prompt,-p", gen->prompt, "Prompt text")->required();
   cmd->add_option("-n", gen->n_predict, "Tokens to generate (default 64)");
   cmd->add_option("--threads,-t", gen->threads, "Threads")->check(CLI::Range(1, 256));
+  cmd->add_option("--kv-cache", gen->kv_cache, kKvCacheHelp)->check(CLI::IsMember(kKvCacheChoices));
   cmd->add_option("--temp", gen->sampling.temperature, "Temperature; 0 = greedy (default 0.8)");
   cmd->add_option("--top-k", gen->sampling.top_k, "Top-k, 0 = off (default 40)");
   cmd->add_option("--top-p", gen->sampling.top_p, "Top-p, 1 = off (default 0.95)");

@@ -30,8 +30,8 @@ Result<Config> LoadConfig(const GlobalOptions& options,
   for (const auto& assignment : options.overrides) {
     auto eq = assignment.find('=');
     if (eq == std::string::npos) {
-      return Err(Status::InvalidArgument("--set expects section.key=value, got '" + assignment +
-                                         "'"));
+      return Err(
+          Status::InvalidArgument("--set expects section.key=value, got '" + assignment + "'"));
     }
     XNAI_RETURN_IF_ERROR(config.Set(assignment.substr(0, eq), assignment.substr(eq + 1)));
   }
@@ -53,8 +53,8 @@ Result<OpenedStore> OpenDataDir(const Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return Err(Status::IOError("cannot create data directory '" + dir.string() +
-                               "': " + ec.message()));
+    return Err(
+        Status::IOError("cannot create data directory '" + dir.string() + "': " + ec.message()));
   }
   OpenedStore opened;
   opened.created = !std::filesystem::exists(dir / "xnai.db");
@@ -102,6 +102,20 @@ Result<std::vector<int32_t>> ParseTokenIds(const std::string& text) {
     ids.push_back(static_cast<int32_t>(value));
   }
   return ids;
+}
+
+void ApplyKvCacheChoice(const std::string& choice, engine::ModelOptions& options) {
+  using engine::TensorType;
+  if (choice == "f32") {
+    options.key_cache_type = TensorType::kF32;
+    options.value_cache_type = TensorType::kF32;
+  } else if (choice == "q8_0") {
+    options.key_cache_type = TensorType::kQ8_0;
+    options.value_cache_type = TensorType::kF16;
+  } else {
+    options.key_cache_type = TensorType::kF16;
+    options.value_cache_type = TensorType::kF16;
+  }
 }
 
 }  // namespace xnai::cli

@@ -7,6 +7,7 @@
 
 #include "base/config.h"
 #include "base/status.h"
+#include "engine/model.h"
 #include "gguf/gguf_reader.h"
 #include "store/blob_store.h"
 #include "store/store.h"
@@ -55,6 +56,14 @@ Result<OpenedStore> OpenDataDir(const Config& config);
 Result<std::unique_ptr<gguf::GgufFile>> OpenModelFile(const std::string& path);
 Result<std::vector<int32_t>> ParseTokenIds(const std::string& text);  // "1,2, 3"
 
+// The KV cache choices of --kv-cache: "f16" (default: keys and values F16),
+// "q8_0" (keys Q8_0, values F16), "f32" (both F32, exact). Sets the cache
+// types of `options`.
+inline const std::vector<std::string> kKvCacheChoices = {"f16", "q8_0", "f32"};
+inline constexpr const char* kKvCacheHelp =
+    "KV cache: f16 (default), q8_0 (keys Q8_0, values F16), f32 (exact)";
+void ApplyKvCacheChoice(const std::string& choice, engine::ModelOptions& options);
+
 // Subcommand registration (one file each).
 void AddServeCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddIngestCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
@@ -65,5 +74,6 @@ void AddModelCommand(CLI::App& app, int& exit_code);
 void AddTokenizeCommands(CLI::App& app, int& exit_code);
 void AddGenerateCommands(CLI::App& app, int& exit_code);
 void AddEmbedCommand(CLI::App& app, int& exit_code);
+void AddBenchCommand(CLI::App& app, int& exit_code);
 
 }  // namespace xnai::cli

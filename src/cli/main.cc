@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   AddTokenizeCommands(app, exit_code);
   AddGenerateCommands(app, exit_code);
   AddEmbedCommand(app, exit_code);
+  AddBenchCommand(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);

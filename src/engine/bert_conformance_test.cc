@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/cpu.h"
 #include "engine/encoder.h"
 #include "engine/tokenizer.h"
 #include "gguf/gguf_reader.h"
@@ -107,6 +108,13 @@ int main() {
                  "../shared/testdata); BERT embedding conformance was NOT checked ***\n\n";
     return 77;
   }
+  const xnai::Result<xnai::engine::CpuPath> cpu_path = xnai::engine::ActivateCpuPathFromEnv();
+  if (!cpu_path) {
+    std::cerr << "\n*** SKIPPED: " << cpu_path.error().message()
+              << "; BERT embedding conformance was NOT checked on this path ***\n\n";
+    return 77;
+  }
+  std::cout << "CPU path: " << xnai::engine::CpuPathName(*cpu_path) << "\n";
 
   std::vector<fs::path> references;
   for (const auto& entry : fs::directory_iterator(testdata / "reference")) {

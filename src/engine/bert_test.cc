@@ -308,7 +308,13 @@ INSTANTIATE_TEST_SUITE_P(Types, EncoderReference,
                          ::testing::Values(Case{TensorType::kF32, 2, 1e-4},
                                            Case{TensorType::kF32, 1, 1e-4},
                                            Case{TensorType::kF16, 2, 1e-4},
-                                           Case{TensorType::kQ8_0, 1, 1e-4}),
+                                           // Quantized weights take activations
+                                           // quantized to 8 bits per block of 32
+                                           // (as the reference implementation
+                                           // does): ~0.4% per element, a few
+                                           // percent after the layers of this
+                                           // 32-wide model.
+                                           Case{TensorType::kQ8_0, 1, 5e-2}),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return std::string(info.param.type == TensorType::kF32   ? "F32"
                                               : info.param.type == TensorType::kF16 ? "F16"

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "engine/cpu.h"
+#include "engine/kernels.h"
 #include "engine/quants.h"
 #include "engine/tensor_types.h"
 #include "engine/weights.h"
@@ -93,7 +95,8 @@ Result<std::unique_ptr<Encoder>> Encoder::Load(const gguf::GgufFile& file, int n
                                    "' is not an encoder (supported: bert)"));
   }
   std::unique_ptr<Encoder> encoder(new Encoder());
-  encoder->n_threads_ = std::max(1, n_threads);
+  encoder->pool_ = std::make_unique<ThreadPool>(std::max(1, n_threads));
+  encoder->float_kernels_ = kernels::GetKernels(TensorType::kF32, ActiveCpuPath());
   EncoderHparams& hp = encoder->hparams_;
 
 #define XNAI_READ_DIM(field, key, limit)                        \
@@ -208,7 +211,7 @@ Result<std::vector<float>> Encoder::Evaluate(std::span<const int32_t> tokens,
   const int64_t n_tokens = static_cast<int64_t>(tokens.size());
   const int64_t n_embd = hp.n_embd;
   const int64_t head_dim = hp.head_dim;
-  const int n_threads = n_threads_;
+  ThreadPool* pool = pool_.get();
   const float attn_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
 
   auto sized = [](int64_t rows, int64_t cols) {
@@ -221,7 +224,7 @@ Result<std::vector<float>> Encoder::Evaluate(std::span<const int32_t> tokens,
   std::vector<float> attn = sized(n_tokens, n_embd);  // (n_tokens, n_head, head_dim)
   std::vector<float> proj = sized(n_tokens, n_embd);  // (n_tokens, n_embd) block output
   std::vector<float> up = sized(n_tokens, hp.n_ff);   // (n_tokens, n_ff)
-  std::vector<float> scores = sized(1, n_tokens);     // (n_tokens) one head's weights
+  std::vector<float> vt = sized(n_embd, n_tokens);    // (n_head, head_dim, n_tokens) values
 
   auto add_bias = [](std::vector<float>& rows, const std::vector<float>& bias, int64_t n_rows) {
     const int64_t n = static_cast<int64_t>(bias.size());
@@ -242,30 +245,60 @@ Result<std::vector<float>> Encoder::Evaluate(std::span<const int32_t> tokens,
 
   for (const Layer& layer : layers_) {
     // --- attention block: x = LayerNorm(x + Wo Attention(Wq x, Wk x, Wv x) + bo)
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wq, x.data(), n_tokens, q.data(), n_threads));
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wk, x.data(), n_tokens, k.data(), n_threads));
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wv, x.data(), n_tokens, v.data(), n_threads));
+    const ops::MatMulTarget qkv[] = {
+        {&layer.wq, q.data()}, {&layer.wk, k.data()}, {&layer.wv, v.data()}};
+    XNAI_RETURN_IF_ERROR(ops::MatMulBatch(qkv, x.data(), n_tokens, pool));
     add_bias(q, layer.bq, n_tokens);
     add_bias(k, layer.bk, n_tokens);
     add_bias(v, layer.bv, n_tokens);
-    // Bidirectional: every token sees every token.
+    // vt (n_embd, n_tokens): the values transposed, so that each head's
+    // weighted sum is rows of vt against the softmax weights.
     for (int64_t t = 0; t < n_tokens; ++t) {
-      for (int64_t head = 0; head < hp.n_head; ++head) {
-        const float* q_head = q.data() + t * n_embd + head * head_dim;
-        for (int64_t s = 0; s < n_tokens; ++s) {
-          const float* k_head = k.data() + s * n_embd + head * head_dim;
-          scores[s] = ops::Dot(q_head, k_head, head_dim) * attn_scale;
+      for (int64_t i = 0; i < n_embd; ++i) vt[i * n_tokens + t] = v[t * n_embd + i];
+    }
+    // Bidirectional: every token sees every token. Work items are (head,
+    // tile of up to kMaxTileCols queries), computed with the float kernels.
+    const int64_t query_tiles = (n_tokens + kernels::kMaxTileCols - 1) / kernels::kMaxTileCols;
+    pool->ParallelFor(hp.n_head * query_tiles, 1, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> scores;  // (tile queries, n_tokens)
+      thread_local std::vector<float> out;     // (tile queries, head_dim)
+      scores.resize(static_cast<size_t>(kernels::kMaxTileCols * n_tokens));
+      out.resize(static_cast<size_t>(kernels::kMaxTileCols * head_dim));
+      const int64_t row_bytes = n_embd * static_cast<int64_t>(sizeof(float));
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t head = item / query_tiles;
+        const int64_t t0 = item % query_tiles * kernels::kMaxTileCols;
+        const int n_queries =
+            static_cast<int>(std::min<int64_t>(kernels::kMaxTileCols, n_tokens - t0));
+        const uint8_t* queries =
+            reinterpret_cast<const uint8_t*>(q.data() + t0 * n_embd + head * head_dim);
+        for (int64_t s = 0; s < n_tokens; s += kernels::kMaxTileRows) {
+          const int rows = static_cast<int>(std::min<int64_t>(kernels::kMaxTileRows, n_tokens - s));
+          float_kernels_->dot_tile(
+              head_dim, reinterpret_cast<const uint8_t*>(k.data() + s * n_embd + head * head_dim),
+              row_bytes, rows, queries, row_bytes, n_queries, scores.data() + s, n_tokens);
         }
-        ops::Softmax(scores.data(), n_tokens);
-        float* out = attn.data() + t * n_embd + head * head_dim;  // (head_dim)
-        std::fill(out, out + head_dim, 0.0f);
-        for (int64_t s = 0; s < n_tokens; ++s) {
-          const float* v_head = v.data() + s * n_embd + head * head_dim;
-          for (int64_t i = 0; i < head_dim; ++i) out[i] += scores[s] * v_head[i];
+        for (int c = 0; c < n_queries; ++c) {
+          float* row = scores.data() + c * n_tokens;
+          for (int64_t s = 0; s < n_tokens; ++s) row[s] *= attn_scale;
+          ops::Softmax(row, n_tokens);
+        }
+        const int64_t score_bytes = n_tokens * static_cast<int64_t>(sizeof(float));
+        for (int64_t i = 0; i < head_dim; i += kernels::kMaxTileRows) {
+          const int rows = static_cast<int>(std::min<int64_t>(kernels::kMaxTileRows, head_dim - i));
+          float_kernels_->dot_tile(
+              n_tokens,
+              reinterpret_cast<const uint8_t*>(vt.data() + (head * head_dim + i) * n_tokens),
+              score_bytes, rows, reinterpret_cast<const uint8_t*>(scores.data()), score_bytes,
+              n_queries, out.data() + i, head_dim);
+        }
+        for (int c = 0; c < n_queries; ++c) {
+          std::copy_n(out.data() + c * head_dim, head_dim,
+                      attn.data() + (t0 + c) * n_embd + head * head_dim);
         }
       }
-    }
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), n_threads));
+    });
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), pool));
     add_bias(proj, layer.bo, n_tokens);
     for (int64_t t = 0; t < n_tokens; ++t) {
       float* x_t = x.data() + t * n_embd;
@@ -275,10 +308,10 @@ Result<std::vector<float>> Encoder::Evaluate(std::span<const int32_t> tokens,
     }
 
     // --- feed-forward block: x = LayerNorm(x + W_down gelu(W_up x + b_up) + b_down)
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_up, x.data(), n_tokens, up.data(), n_threads));
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_up, x.data(), n_tokens, up.data(), pool));
     add_bias(up, layer.b_up, n_tokens);
     for (float& value : up) value = Gelu(value);
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_down, up.data(), n_tokens, proj.data(), n_threads));
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_down, up.data(), n_tokens, proj.data(), pool));
     add_bias(proj, layer.b_down, n_tokens);
     for (int64_t t = 0; t < n_tokens; ++t) {
       float* x_t = x.data() + t * n_embd;

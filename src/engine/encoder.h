@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/kernels.h"
 #include "engine/ops.h"
+#include "engine/thread_pool.h"
 #include "gguf/gguf_reader.h"
 
 namespace xnai::engine {
@@ -83,7 +85,9 @@ class Encoder {
   Result<std::vector<float>> Evaluate(std::span<const int32_t> tokens, bool normalize) const;
 
   EncoderHparams hparams_;
-  int n_threads_ = 1;
+  std::unique_ptr<ThreadPool> pool_;  // runs the matrix products and attention
+  // F32 kernels (attention scores and weighted sums) on the CPU path of Load.
+  const kernels::TypeKernels* float_kernels_ = nullptr;
   ops::MatrixView token_embd_;        // (n_vocab, n_embd)
   std::vector<float> position_embd_;  // (n_ctx, n_embd)
   std::vector<float> token_type0_;    // (n_embd): row 0 of token_types.weight

@@ -12,6 +12,8 @@
 #include <string_view>
 
 #include "base/files.h"
+#include "engine/cpu.h"
+#include "engine/kernels.h"
 #include "engine/quants.h"
 #include "engine/tensor_types.h"
 #include "engine/weights.h"
@@ -116,6 +118,23 @@ Result<std::unique_ptr<Model>> Model::Load(const gguf::GgufFile& file, ModelOpti
     return Err(Status::Corruption("attention width head_count * head dimension is too large"));
   }
   if (options.max_context > 0) hp.n_ctx = std::min(hp.n_ctx, options.max_context);
+  const TensorType key_type = options.key_cache_type;
+  if (key_type != TensorType::kF16 && key_type != TensorType::kF32 &&
+      key_type != TensorType::kQ8_0) {
+    return Err(Status::InvalidArgument("the key cache type must be F16, Q8_0 or F32, not " +
+                                       std::string(GetTypeTraits(key_type).name)));
+  }
+  if (key_type == TensorType::kQ8_0 && hp.head_dim % 32 != 0) {
+    return Err(
+        Status::InvalidArgument("a Q8_0 key cache needs a head dimension that is a "
+                                "multiple of 32; this model's is " +
+                                std::to_string(hp.head_dim)));
+  }
+  if (options.value_cache_type != TensorType::kF16 &&
+      options.value_cache_type != TensorType::kF32) {
+    return Err(Status::InvalidArgument("the value cache type must be F16 or F32, not " +
+                                       std::string(GetTypeTraits(options.value_cache_type).name)));
+  }
 
   Result<double> eps = file.GetFloat(prefix + "attention.layer_norm_rms_epsilon");
   if (!eps) return Err(eps.error());
@@ -144,6 +163,11 @@ Result<std::unique_ptr<Model>> Model::Load(const gguf::GgufFile& file, ModelOpti
 
   Status status = model->LoadTensors(file);
   if (!status.ok()) return Err(status);
+  model->pool_ = std::make_unique<ThreadPool>(std::max(1, options.n_threads));
+  // The cache types' kernels for the attention (both types are supported).
+  const CpuPath cpu_path = ActiveCpuPath();
+  model->key_kernels_ = kernels::GetKernels(options.key_cache_type, cpu_path);
+  model->value_kernels_ = kernels::GetKernels(options.value_cache_type, cpu_path);
   return model;
 }
 
@@ -201,8 +225,9 @@ Status Model::LoadTensors(const gguf::GgufFile& file) {
 }
 
 Sequence Model::NewSequence() const {
-  return Sequence(this, hparams_.n_layer, hparams_.n_head_kv * hparams_.head_dim,
-                  hparams_.n_head_kv * hparams_.head_dim_v);
+  return Sequence(this, KvCache(hparams_.n_layer, hparams_.n_head_kv * hparams_.head_dim,
+                                hparams_.n_head_kv * hparams_.head_dim_v, hparams_.n_ctx,
+                                options_.key_cache_type, options_.value_cache_type));
 }
 
 Result<std::vector<float>> Model::Forward(Sequence& sequence, std::span<const int32_t> tokens,
@@ -237,13 +262,85 @@ Result<std::vector<float>> Model::Forward(Sequence& sequence, std::span<const in
   }
 }
 
+void Model::AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t pos0,
+                       int64_t n_tokens, const float* q, const KvCache& cache, float* attn) const {
+  const ModelHparams& hp = hparams_;
+  const int64_t head_dim = hp.head_dim;
+  const int64_t head_dim_v = hp.head_dim_v;
+  const int64_t heads_per_kv = hp.n_head / hp.n_head_kv;
+  const int64_t q_dim = hp.n_head * head_dim;
+  const int64_t attn_dim = hp.n_head * head_dim_v;
+  const float attn_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const kernels::TypeKernels* key_kernels = key_kernels_;
+  const kernels::TypeKernels* value_kernels = value_kernels_;
+
+  // The tile's queries: query j of this KV head is token j / heads_per_kv,
+  // head kv_head * heads_per_kv + j % heads_per_kv.
+  const int64_t first = tile * kernels::kMaxTileCols;
+  const int n_queries =
+      static_cast<int>(std::min<int64_t>(kernels::kMaxTileCols, n_tokens * heads_per_kv - first));
+  int64_t token_of[kernels::kMaxTileCols], head_of[kernels::kMaxTileCols];
+  for (int c = 0; c < n_queries; ++c) {
+    token_of[c] = (first + c) / heads_per_kv;
+    head_of[c] = kv_head * heads_per_kv + (first + c) % heads_per_kv;
+  }
+  // Positions the last (latest) query sees; earlier ones see fewer.
+  const int64_t n_max = pos0 + token_of[n_queries - 1] + 1;
+
+  // Per-thread scratch: prepared queries, scores (= softmax weights), output.
+  thread_local std::vector<uint8_t> prepared;
+  thread_local std::vector<float> scores;
+  thread_local std::vector<float> out;
+  const int64_t act_bytes = kernels::ActRowBytes(key_kernels->act_format, head_dim);
+  prepared.resize(static_cast<size_t>(act_bytes * n_queries));
+  scores.resize(static_cast<size_t>(n_max * n_queries));
+  out.resize(static_cast<size_t>(head_dim_v * n_queries));
+  for (int c = 0; c < n_queries; ++c) {
+    key_kernels->prepare_act(q + token_of[c] * q_dim + head_of[c] * head_dim,
+                             prepared.data() + c * act_bytes, head_dim);
+  }
+
+  // scores[c][pos] = K[pos] . q_c
+  const int64_t key_offset = cache.KeyBytes(kv_head * head_dim);
+  for (int64_t pos = 0; pos < n_max; pos += kernels::kMaxTileRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kernels::kMaxTileRows, n_max - pos));
+    key_kernels->dot_tile(head_dim, cache.KeyRow(layer_idx, pos) + key_offset,
+                          cache.key_row_bytes(), rows, prepared.data(), act_bytes, n_queries,
+                          scores.data() + pos, n_max);
+  }
+  // Scale, mask the positions a query may not see, softmax.
+  for (int c = 0; c < n_queries; ++c) {
+    float* row = scores.data() + c * n_max;
+    const int64_t n_visible = pos0 + token_of[c] + 1;
+    for (int64_t pos = 0; pos < n_visible; ++pos) row[pos] *= attn_scale;
+    ops::Softmax(row, n_visible);
+    std::fill(row + n_visible, row + n_max, 0.0f);
+  }
+  // out[c][i] = sum_pos V[pos][i] * p_c[pos]: row i of the transposed values
+  // against each query's weights.
+  const int64_t first_dim = kv_head * head_dim_v;
+  const int64_t score_bytes = n_max * static_cast<int64_t>(sizeof(float));
+  for (int64_t dim = 0; dim < head_dim_v; dim += kernels::kMaxTileRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kernels::kMaxTileRows, head_dim_v - dim));
+    value_kernels->dot_tile(n_max, cache.ValueRow(layer_idx, first_dim + dim),
+                            cache.value_row_bytes(), rows,
+                            reinterpret_cast<const uint8_t*>(scores.data()), score_bytes, n_queries,
+                            out.data() + dim, head_dim_v);
+  }
+  for (int c = 0; c < n_queries; ++c) {
+    std::memcpy(attn + token_of[c] * attn_dim + head_of[c] * head_dim_v,
+                out.data() + c * head_dim_v, static_cast<size_t>(head_dim_v) * sizeof(float));
+  }
+}
+
 Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const int32_t> tokens,
                                            bool all_logits) const {
   const ModelHparams& hp = hparams_;
   const int64_t n_tokens = static_cast<int64_t>(tokens.size());
   const int64_t pos0 = sequence.n_past_;
-  const int n_threads = options_.n_threads;
+  ThreadPool* pool = pool_.get();
   const int64_t n_embd = hp.n_embd;
+  const int64_t n_ff = hp.n_ff;
   const int64_t head_dim = hp.head_dim;
   const int64_t head_dim_v = hp.head_dim_v;
   const int64_t q_dim = hp.n_head * head_dim;
@@ -251,44 +348,57 @@ Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const i
   const int64_t v_dim = hp.n_head_kv * head_dim_v;
   const int64_t attn_dim = hp.n_head * head_dim_v;
   const int64_t heads_per_kv = hp.n_head / hp.n_head_kv;
-  const float attn_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const float* rope_freqs = rope_freqs_.empty() ? nullptr : rope_freqs_.data();
+  const int64_t half_rot = hp.n_rot / 2;
   KvCache& cache = sequence.cache_;
   cache.Reserve(pos0 + n_tokens);
 
   auto sized = [](int64_t rows, int64_t cols) {
     return std::vector<float>(static_cast<size_t>(rows * cols));
   };
-  std::vector<float> x = sized(n_tokens, n_embd);         // (n_tokens, n_embd) residual stream
-  std::vector<float> xn = sized(n_tokens, n_embd);        // (n_tokens, n_embd) normalized
-  std::vector<float> q = sized(n_tokens, q_dim);          // (n_tokens, n_head, head_dim)
-  std::vector<float> k = sized(n_tokens, k_dim);          // (n_tokens, n_head_kv, head_dim)
-  std::vector<float> v = sized(n_tokens, v_dim);          // (n_tokens, n_head_kv, head_dim_v)
-  std::vector<float> attn = sized(n_tokens, attn_dim);    // (n_tokens, n_head, head_dim_v)
-  std::vector<float> proj = sized(n_tokens, n_embd);      // (n_tokens, n_embd) block output
-  std::vector<float> gate = sized(n_tokens, hp.n_ff);     // (n_tokens, n_ff)
-  std::vector<float> up = sized(n_tokens, hp.n_ff);       // (n_tokens, n_ff)
-  std::vector<float> scores = sized(1, pos0 + n_tokens);  // (n_positions) one head's weights
+  std::vector<float> x = sized(n_tokens, n_embd);           // (n_tokens, n_embd) residual stream
+  std::vector<float> xn = sized(n_tokens, n_embd);          // (n_tokens, n_embd) normalized
+  std::vector<float> q = sized(n_tokens, q_dim);            // (n_tokens, n_head, head_dim)
+  std::vector<float> k = sized(n_tokens, k_dim);            // (n_tokens, n_head_kv, head_dim)
+  std::vector<float> v = sized(n_tokens, v_dim);            // (n_tokens, n_head_kv, head_dim_v)
+  std::vector<float> attn = sized(n_tokens, attn_dim);      // (n_tokens, n_head, head_dim_v)
+  std::vector<float> proj = sized(n_tokens, n_embd);        // (n_tokens, n_embd) block output
+  std::vector<float> gate = sized(n_tokens, n_ff);          // (n_tokens, n_ff)
+  std::vector<float> up = sized(n_tokens, n_ff);            // (n_tokens, n_ff)
+  std::vector<float> rope_cos = sized(n_tokens, half_rot);  // (n_tokens, n_rot / 2)
+  std::vector<float> rope_sin = sized(n_tokens, half_rot);  // (n_tokens, n_rot / 2)
 
-  // x = token_embd[tokens]
+  // Per-token work (norms, RoPE, element-wise ops) is split over the pool by
+  // tokens; a single token runs on the calling thread.
+  auto for_tokens = [&](auto&& fn) {
+    pool->ParallelFor(n_tokens, 4, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) fn(t);
+    });
+  };
+
+  // x = token_embd[tokens]; the rotations of this batch's positions.
   for (int64_t t = 0; t < n_tokens; ++t) {
     XNAI_RETURN_IF_ERROR(DequantizeRow(token_embd_.type,
                                        token_embd_.data + tokens[t] * token_embd_.row_bytes,
                                        x.data() + t * n_embd, n_embd));
   }
+  const float* rope_freqs = rope_freqs_.empty() ? nullptr : rope_freqs_.data();
+  for_tokens([&](int64_t t) {
+    ops::RopeAngles(hp.n_rot, pos0 + t, hp.rope_theta, rope_freqs, rope_cos.data() + t * half_rot,
+                    rope_sin.data() + t * half_rot);
+  });
 
   for (const Layer& layer : layers_) {
     const int64_t layer_idx = &layer - layers_.data();
 
     // --- attention block: x += Wo * Attention(RoPE(Wq xn), RoPE(Wk xn), Wv xn)
-    for (int64_t t = 0; t < n_tokens; ++t) {
+    for_tokens([&](int64_t t) {
       ops::RmsNorm(x.data() + t * n_embd, layer.attn_norm.data(), xn.data() + t * n_embd, n_embd,
                    hp.rms_eps);
-    }
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wq, xn.data(), n_tokens, q.data(), n_threads));
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wk, xn.data(), n_tokens, k.data(), n_threads));
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wv, xn.data(), n_tokens, v.data(), n_threads));
-    for (int64_t t = 0; t < n_tokens; ++t) {
+    });
+    const ops::MatMulTarget qkv[] = {
+        {&layer.wq, q.data()}, {&layer.wk, k.data()}, {&layer.wv, v.data()}};
+    XNAI_RETURN_IF_ERROR(ops::MatMulBatch(qkv, xn.data(), n_tokens, pool));
+    for_tokens([&](int64_t t) {
       float* q_t = q.data() + t * q_dim;
       float* k_t = k.data() + t * k_dim;
       float* v_t = v.data() + t * v_dim;
@@ -297,57 +407,62 @@ Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const i
         for (int64_t i = 0; i < k_dim; ++i) k_t[i] += layer.bk[i];
         for (int64_t i = 0; i < v_dim; ++i) v_t[i] += layer.bv[i];
       }
-      const int64_t pos = pos0 + t;
+      const float* cos_t = rope_cos.data() + t * half_rot;
+      const float* sin_t = rope_sin.data() + t * half_rot;
       for (int64_t head = 0; head < hp.n_head; ++head) {
         float* q_head = q_t + head * head_dim;
         if (hp.qk_norm) {
           ops::RmsNorm(q_head, layer.q_norm.data(), q_head, head_dim, hp.rms_eps);
         }
-        ops::Rope(q_head, hp.n_rot, pos, hp.rope_theta, hp.rope_style, rope_freqs);
+        ops::RopeApply(q_head, hp.n_rot, hp.rope_style, cos_t, sin_t);
       }
       for (int64_t head = 0; head < hp.n_head_kv; ++head) {
         float* k_head = k_t + head * head_dim;
         if (hp.qk_norm) {
           ops::RmsNorm(k_head, layer.k_norm.data(), k_head, head_dim, hp.rms_eps);
         }
-        ops::Rope(k_head, hp.n_rot, pos, hp.rope_theta, hp.rope_style, rope_freqs);
+        ops::RopeApply(k_head, hp.n_rot, hp.rope_style, cos_t, sin_t);
       }
-      std::memcpy(cache.Key(layer_idx, pos), k_t, static_cast<size_t>(k_dim) * sizeof(float));
-      std::memcpy(cache.Value(layer_idx, pos), v_t, static_cast<size_t>(v_dim) * sizeof(float));
-    }
+      cache.Store(layer_idx, pos0 + t, k_t, v_t);
+    });
 
     // Causal attention: token t (at pos0 + t) sees positions 0 .. pos0 + t.
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const int64_t n_visible = pos0 + t + 1;
-      for (int64_t head = 0; head < hp.n_head; ++head) {
-        const int64_t kv_head = head / heads_per_kv;
-        const float* q_head = q.data() + t * q_dim + head * head_dim;
-        for (int64_t pos = 0; pos < n_visible; ++pos) {
-          const float* k_head = cache.Key(layer_idx, pos) + kv_head * head_dim;
-          scores[pos] = ops::Dot(q_head, k_head, head_dim) * attn_scale;
-        }
-        ops::Softmax(scores.data(), n_visible);
-        float* out = attn.data() + t * attn_dim + head * head_dim_v;  // (head_dim_v)
-        std::fill(out, out + head_dim_v, 0.0f);
-        for (int64_t pos = 0; pos < n_visible; ++pos) {
-          const float* v_head = cache.Value(layer_idx, pos) + kv_head * head_dim_v;
-          for (int64_t i = 0; i < head_dim_v; ++i) out[i] += scores[pos] * v_head[i];
-        }
+    // Queries that share a KV head (the heads of one group at consecutive
+    // tokens) go in tiles of up to kMaxTileCols, so each cached key and value
+    // is read once per tile: scores = K q (rows of K against the tile's
+    // queries), softmax per query, out = V^T p (rows of the transposed values
+    // against the tile's weights), both with the cache types' kernels.
+    const int64_t queries_per_kv = n_tokens * heads_per_kv;
+    const int64_t tiles_per_kv =
+        (queries_per_kv + kernels::kMaxTileCols - 1) / kernels::kMaxTileCols;
+    pool->ParallelFor(hp.n_head_kv * tiles_per_kv, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        AttendTile(layer_idx, item / tiles_per_kv, item % tiles_per_kv, pos0, n_tokens, q.data(),
+                   cache, attn.data());
       }
-    }
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), n_threads));
-    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += proj[i];
+    });
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), pool));
 
     // --- feed-forward block: x += W_down (silu(W_gate xn) * (W_up xn))
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      ops::RmsNorm(x.data() + t * n_embd, layer.ffn_norm.data(), xn.data() + t * n_embd, n_embd,
-                   hp.rms_eps);
-    }
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_gate, xn.data(), n_tokens, gate.data(), n_threads));
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_up, xn.data(), n_tokens, up.data(), n_threads));
-    for (int64_t i = 0; i < n_tokens * hp.n_ff; ++i) gate[i] = ops::Silu(gate[i]) * up[i];
-    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_down, gate.data(), n_tokens, proj.data(), n_threads));
-    for (int64_t i = 0; i < n_tokens * n_embd; ++i) x[i] += proj[i];
+    for_tokens([&](int64_t t) {
+      float* x_t = x.data() + t * n_embd;
+      const float* p_t = proj.data() + t * n_embd;
+      for (int64_t i = 0; i < n_embd; ++i) x_t[i] += p_t[i];
+      ops::RmsNorm(x_t, layer.ffn_norm.data(), xn.data() + t * n_embd, n_embd, hp.rms_eps);
+    });
+    const ops::MatMulTarget gate_up[] = {{&layer.w_gate, gate.data()}, {&layer.w_up, up.data()}};
+    XNAI_RETURN_IF_ERROR(ops::MatMulBatch(gate_up, xn.data(), n_tokens, pool));
+    for_tokens([&](int64_t t) {
+      float* g_t = gate.data() + t * n_ff;
+      const float* u_t = up.data() + t * n_ff;
+      for (int64_t i = 0; i < n_ff; ++i) g_t[i] = ops::Silu(g_t[i]) * u_t[i];
+    });
+    XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_down, gate.data(), n_tokens, proj.data(), pool));
+    for_tokens([&](int64_t t) {
+      float* x_t = x.data() + t * n_embd;
+      const float* p_t = proj.data() + t * n_embd;
+      for (int64_t i = 0; i < n_embd; ++i) x_t[i] += p_t[i];
+    });
   }
 
   // logits = W_out * RmsNorm(x), for every token or only the last.
@@ -358,7 +473,7 @@ Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const i
                  n_embd, hp.rms_eps);
   }
   std::vector<float> logits = sized(n_out, hp.n_vocab);  // (n_out, n_vocab)
-  XNAI_RETURN_IF_ERROR(ops::MatMul(output_, xn.data(), n_out, logits.data(), n_threads));
+  XNAI_RETURN_IF_ERROR(ops::MatMul(output_, xn.data(), n_out, logits.data(), pool));
 
   sequence.n_past_ = pos0 + n_tokens;
   return logits;

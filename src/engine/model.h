@@ -8,8 +8,9 @@
 // float when the model is loaded.
 //
 // Thread safety: a loaded Model is immutable; Forward may be called from
-// several threads at once on different Sequences. One Sequence must not be
-// used by two threads at the same time.
+// several threads at once on different Sequences (they take turns on the
+// model's thread pool, one parallel region at a time). One Sequence must not
+// be used by two threads at the same time.
 #pragma once
 
 #include <algorithm>
@@ -21,8 +22,10 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/kernels.h"
 #include "engine/kv_cache.h"
 #include "engine/ops.h"
+#include "engine/thread_pool.h"
 #include "gguf/gguf_reader.h"
 
 namespace xnai::engine {
@@ -49,11 +52,17 @@ struct ModelHparams {
 };
 
 struct ModelOptions {
-  // Threads for the matrix products (1 = the calling thread only).
+  // Threads of the model's pool, which runs every matrix product and the
+  // attention (1 = the calling thread only).
   int n_threads = 1;
   // Caps the context (positions per sequence) below the model's
   // context_length; 0 = the model's.
   int64_t max_context = 0;
+  // Element types of the KV cache: keys F16 (default), Q8_0 (half the
+  // memory again; needs a head dimension that is a multiple of 32) or F32;
+  // values F16 (default) or F32.
+  TensorType key_cache_type = TensorType::kF16;
+  TensorType value_cache_type = TensorType::kF16;
 };
 
 class Model;
@@ -74,8 +83,7 @@ class Sequence {
 
  private:
   friend class Model;
-  Sequence(const Model* owner, int64_t n_layer, int64_t k_dim, int64_t v_dim)
-      : owner_(owner), cache_(n_layer, k_dim, v_dim) {}
+  Sequence(const Model* owner, KvCache cache) : owner_(owner), cache_(std::move(cache)) {}
 
   const Model* owner_;
   int64_t n_past_ = 0;
@@ -92,7 +100,8 @@ class Model {
   // Unsupported (from CheckSupportedType, prefixed with the tensor name) for a
   // tensor type the engine cannot compute with, or for a RoPE scaling type
   // other than "none" (not implemented yet). A missing output.weight means
-  // tied embeddings (token_embd.weight). `file` must outlive the model.
+  // tied embeddings (token_embd.weight). InvalidArgument for KV cache types
+  // outside those ModelOptions lists. `file` must outlive the model.
   static Result<std::unique_ptr<Model>> Load(const gguf::GgufFile& file, ModelOptions options = {});
 
   Model(const Model&) = delete;
@@ -120,17 +129,25 @@ class Model {
   struct Layer;
   Model();
   Status LoadTensors(const gguf::GgufFile& file);
+  // The attention output of one tile of queries that share KV head
+  // `kv_head` (see Evaluate) into attn (n_tokens, n_head * head_dim_v).
+  void AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t pos0, int64_t n_tokens,
+                  const float* q, const KvCache& cache, float* attn) const;
   // Forward after its argument checks.
   Result<std::vector<float>> Evaluate(Sequence& sequence, std::span<const int32_t> tokens,
                                       bool all_logits) const;
 
   ModelHparams hparams_;
   ModelOptions options_;
-  ops::MatrixView token_embd_;      // (n_vocab, n_embd)
-  ops::MatrixView output_;          // (n_vocab, n_embd); token_embd_ when tied
-  std::vector<float> output_norm_;  // (n_embd)
-  std::vector<float> rope_freqs_;   // (n_rot / 2), empty when the file has none
-  std::vector<Layer> layers_;       // (n_layer)
+  ops::MatrixView token_embd_;        // (n_vocab, n_embd)
+  ops::MatrixView output_;            // (n_vocab, n_embd); token_embd_ when tied
+  std::vector<float> output_norm_;    // (n_embd)
+  std::vector<float> rope_freqs_;     // (n_rot / 2), empty when the file has none
+  std::vector<Layer> layers_;         // (n_layer)
+  std::unique_ptr<ThreadPool> pool_;  // options_.n_threads threads
+  // Kernels of the KV cache's key and value types on the CPU path of Load.
+  const kernels::TypeKernels* key_kernels_ = nullptr;
+  const kernels::TypeKernels* value_kernels_ = nullptr;
 };
 
 // Evaluates `tokens` as one fresh sequence and writes the logits after every

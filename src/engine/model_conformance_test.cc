@@ -28,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "gguf/gguf_reader.h"
@@ -206,6 +207,13 @@ int main() {
                  "../shared/testdata); model conformance was NOT checked ***\n\n";
     return 77;
   }
+  const xnai::Result<xnai::engine::CpuPath> cpu_path = xnai::engine::ActivateCpuPathFromEnv();
+  if (!cpu_path) {
+    std::cerr << "\n*** SKIPPED: " << cpu_path.error().message()
+              << "; model conformance was NOT checked on this path ***\n\n";
+    return 77;
+  }
+  std::cout << "CPU path: " << xnai::engine::CpuPathName(*cpu_path) << "\n";
 
   std::vector<fs::path> references;
   for (const auto& entry : fs::directory_iterator(testdata / "reference")) {

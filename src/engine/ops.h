@@ -3,14 +3,16 @@
 // position embedding, softmax and SiLU. They know nothing about models: every
 // input is a plain buffer with its shape passed alongside.
 //
-// Thread safety: all functions are reentrant; MatMul may start worker threads
-// of its own and joins them before it returns.
+// Thread safety: all functions are reentrant; MatMul runs regions on the pool
+// it is given (one region at a time per pool).
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "base/status.h"
 #include "engine/tensor_types.h"
+#include "engine/thread_pool.h"
 
 namespace xnai::engine::ops {
 
@@ -35,12 +37,28 @@ enum class RopeStyle { kNormal, kNeox };
 float Dot(const float* a, const float* b, int64_t n);
 
 // out (n_tokens, w.rows) = x (n_tokens, w.cols) times w transposed: out[t][r]
-// is the dot product of weight row r with activation row t. Each weight row is
-// converted to float once and used for every token. Rows are split over up to
-// n_threads threads (1 = the calling thread only) when the work is big enough
-// to pay for starting them. Errors: those of DequantizeRow (an unsupported
-// type), which a loaded model has already ruled out.
-Status MatMul(const MatrixView& w, const float* x, int64_t n_tokens, float* out, int n_threads);
+// is the dot product of weight row r with activation row t, computed by the
+// kernels of the active CPU path (engine/kernels.h): the activations are
+// prepared once (quantized to 8 bits for quantized weights), then tiles of
+// weight rows x activation rows are spread over the pool's threads, each
+// chunk of weight rows swept against every activation row while it is in
+// cache. `pool` may be null (the calling thread only). Errors: Unsupported
+// for a weight type without kernels, which a loaded model has already ruled
+// out.
+Status MatMul(const MatrixView& w, const float* x, int64_t n_tokens, float* out, ThreadPool* pool);
+
+// One matrix of a MatMulBatch and where its product goes.
+struct MatMulTarget {
+  const MatrixView* w;
+  float* out;  // (n_tokens, w->rows)
+};
+
+// MatMul of the same activations with up to 4 matrices of the same width
+// (w->cols) at once (q/k/v, gate/up): the activations are prepared once per
+// format and all the products share one parallel region. InvalidArgument for
+// more than 4 matrices or different widths; otherwise MatMul's errors.
+Status MatMulBatch(std::span<const MatMulTarget> targets, const float* x, int64_t n_tokens,
+                   ThreadPool* pool);
 
 // out (n) = x / sqrt(mean(x^2) + eps) * weight; out may alias x. The mean is
 // accumulated in double.
@@ -52,6 +70,15 @@ void RmsNorm(const float* x, const float* weight, float* out, int64_t n, float e
 // Dimensions from n_rot on are left alone. n_rot must be even.
 void Rope(float* head, int64_t n_rot, int64_t pos, float theta_base, RopeStyle style,
           const float* freq_factors);
+
+// The rotation of each pair of dimensions for position `pos`, as Rope
+// computes it: cos_out[i] and sin_out[i] for the n_rot / 2 pairs. Computed
+// once per position and applied to every head of every layer with RopeApply.
+void RopeAngles(int64_t n_rot, int64_t pos, float theta_base, const float* freq_factors,
+                float* cos_out, float* sin_out);
+
+// Rope with the rotations precomputed by RopeAngles.
+void RopeApply(float* head, int64_t n_rot, RopeStyle style, const float* cos_a, const float* sin_a);
 
 // x (n) = softmax(x), in place; stable for any finite input (the maximum is
 // subtracted first).

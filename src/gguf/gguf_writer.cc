@@ -1,5 +1,11 @@
 #include "gguf/gguf_writer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <type_traits>
 
@@ -158,41 +164,69 @@ Status GgufWriter::Add(std::string_view key, WriterValue value) {
   return Status::Ok();
 }
 
-Status GgufWriter::AddTensor(std::string_view name, GgmlType type, std::span<const int64_t> dims,
-                             std::string_view data) {
+Result<GgufWriter::Tensor> GgufWriter::NewTensor(std::string_view name, GgmlType type,
+                                                 std::span<const int64_t> dims) const {
   const std::string label = "tensor '" + std::string(name) + "'";
-  if (name.empty()) return Status::InvalidArgument("tensor name is empty");
+  if (name.empty()) return Err(Status::InvalidArgument("tensor name is empty"));
   if (tensor_names_.count(std::string(name)) != 0) {
-    return Status::AlreadyExists(label + " added twice");
+    return Err(Status::AlreadyExists(label + " added twice"));
   }
   if (dims.empty() || dims.size() > static_cast<size_t>(kMaxDims)) {
-    return Status::InvalidArgument(label + " must have 1 to 4 dimensions");
+    return Err(Status::InvalidArgument(label + " must have 1 to 4 dimensions"));
   }
   int64_t rows = 1;
   for (size_t d = 0; d < dims.size(); ++d) {
-    if (dims[d] < 0) return Status::InvalidArgument(label + " has a negative dimension");
+    if (dims[d] < 0) return Err(Status::InvalidArgument(label + " has a negative dimension"));
     if (d > 0 && __builtin_mul_overflow(rows, dims[d], &rows)) {
-      return Status::InvalidArgument(label + " is too large");
+      return Err(Status::InvalidArgument(label + " is too large"));
     }
   }
   Result<int64_t> row_bytes = GgmlRowBytes(type, dims[0]);
-  if (!row_bytes) return row_bytes.error().WithContext(label);
+  if (!row_bytes) return Err(row_bytes.error().WithContext(label));
   int64_t n_bytes = 0;
   if (__builtin_mul_overflow(rows, *row_bytes, &n_bytes)) {
-    return Status::InvalidArgument(label + " is too large");
+    return Err(Status::InvalidArgument(label + " is too large"));
   }
-  if (static_cast<uint64_t>(n_bytes) != data.size()) {
-    return Status::InvalidArgument(label + " needs " + std::to_string(n_bytes) + " bytes of " +
+  Tensor tensor;
+  tensor.name = std::string(name);
+  tensor.type = type;
+  tensor.dims.assign(dims.begin(), dims.end());
+  tensor.rows = rows;
+  tensor.row_bytes = *row_bytes;
+  tensor.n_bytes = static_cast<uint64_t>(n_bytes);
+  return tensor;
+}
+
+Status GgufWriter::AddTensor(std::string_view name, GgmlType type, std::span<const int64_t> dims,
+                             std::string_view data) {
+  Result<Tensor> tensor = NewTensor(name, type, dims);
+  if (!tensor) return tensor.error();
+  if (tensor->n_bytes != data.size()) {
+    return Status::InvalidArgument("tensor '" + std::string(name) + "' needs " +
+                                   std::to_string(tensor->n_bytes) + " bytes of " +
                                    std::string(GgmlTypeName(type)) + " data, got " +
                                    std::to_string(data.size()));
   }
+  tensor->data = std::string(data);
   tensor_names_.emplace(name);
-  tensors_.push_back(Tensor{std::string(name), type, std::vector<int64_t>(dims.begin(), dims.end()),
-                            std::string(data)});
+  tensors_.push_back(std::move(*tensor));
   return Status::Ok();
 }
 
-std::string GgufWriter::Build() const {
+Status GgufWriter::AddTensorRows(std::string_view name, GgmlType type,
+                                 std::span<const int64_t> dims, RowSource source) {
+  if (!source) {
+    return Status::InvalidArgument("tensor '" + std::string(name) + "' has no row source");
+  }
+  Result<Tensor> tensor = NewTensor(name, type, dims);
+  if (!tensor) return tensor.error();
+  tensor->source = std::move(source);
+  tensor_names_.emplace(name);
+  tensors_.push_back(std::move(*tensor));
+  return Status::Ok();
+}
+
+std::string GgufWriter::BuildHeader() const {
   std::string out;
   out.append("GGUF");
   AppendLe<uint32_t>(&out, 3);
@@ -203,9 +237,6 @@ std::string GgufWriter::Build() const {
     AppendLe<uint32_t>(&out, static_cast<uint32_t>(kv.value.type()));
     out += kv.value.encoded();
   }
-  const auto align_up = [this](uint64_t n) {
-    return (n + alignment_ - 1) / alignment_ * alignment_;
-  };
   uint64_t offset = 0;
   for (const Tensor& t : tensors_) {
     AppendString(&out, t.name);
@@ -213,18 +244,132 @@ std::string GgufWriter::Build() const {
     for (int64_t d : t.dims) AppendLe<uint64_t>(&out, static_cast<uint64_t>(d));
     AppendLe<uint32_t>(&out, static_cast<uint32_t>(t.type));
     AppendLe<uint64_t>(&out, offset);
-    offset = align_up(offset + t.data.size());
+    offset = AlignUp(offset + t.n_bytes);
   }
-  out.resize(align_up(out.size()), '\0');
+  out.resize(AlignUp(out.size()), '\0');
+  return out;
+}
+
+uint64_t GgufWriter::FileSize() const {
+  uint64_t size = BuildHeader().size();
+  for (const Tensor& t : tensors_) size = AlignUp(size + t.n_bytes);
+  return size;
+}
+
+Status GgufWriter::EmitData(const Tensor& tensor,
+                            const std::function<Status(std::string_view)>& sink) const {
+  if (!tensor.source) return sink(tensor.data);
+  const int64_t batch_rows =
+      std::max<int64_t>(1, kRowBatchBytes / std::max<int64_t>(1, tensor.row_bytes));
+  std::string buffer;
+  for (int64_t row = 0; row < tensor.rows; row += batch_rows) {
+    const int64_t row_end = std::min(tensor.rows, row + batch_rows);
+    buffer.resize(static_cast<size_t>((row_end - row) * tensor.row_bytes));
+    tensor.source(row, row_end, buffer.data());
+    XNAI_RETURN_IF_ERROR(sink(buffer));
+  }
+  return Status::Ok();
+}
+
+std::string GgufWriter::Build() const {
+  std::string out = BuildHeader();
   for (const Tensor& t : tensors_) {
-    out += t.data;
-    out.resize(align_up(out.size()), '\0');
+    // Appending to a string cannot fail.
+    (void)EmitData(t, [&out](std::string_view piece) {
+      out.append(piece);
+      return Status::Ok();
+    });
+    out.resize(AlignUp(out.size()), '\0');
   }
   return out;
 }
 
+namespace {
+
+// A file written through a temporary name that becomes `path` only on
+// Commit; dropped without Commit, the temporary file is removed.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path) : path_(std::move(path)) {}
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+  }
+
+  Status Open() {
+    // mkstemp gives every writer its own temporary name.
+    std::string tmp = path_.string() + ".tmp.XXXXXX";
+    fd_ = ::mkostemp(tmp.data(), O_CLOEXEC);
+    if (fd_ < 0) {
+      return StatusFromErrno(errno, "create temporary file for '" + path_.string() + "'");
+    }
+    tmp_ = tmp;
+    ::fchmod(fd_, 0644);
+    return Status::Ok();
+  }
+
+  Status Append(std::string_view data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return StatusFromErrno(errno, "write '" + path_.string() + "'");
+      }
+      done += static_cast<size_t>(n);
+    }
+    written_ += data.size();
+    return Status::Ok();
+  }
+
+  uint64_t written() const { return written_; }
+
+  Status Commit() {
+    if (::fsync(fd_) != 0) return StatusFromErrno(errno, "fsync '" + path_.string() + "'");
+    int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) return StatusFromErrno(errno, "close '" + path_.string() + "'");
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      return StatusFromErrno(errno, "rename to '" + path_.string() + "'");
+    }
+    tmp_.clear();
+    // The new name is durable only once its directory is synced.
+    std::string dir = path_.has_parent_path() ? path_.parent_path().string() : ".";
+    int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      int sync_rc = ::fsync(dir_fd);
+      int err = errno;
+      ::close(dir_fd);
+      if (sync_rc != 0 && err != EINVAL) {
+        return StatusFromErrno(err, "fsync directory '" + dir + "'");
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::filesystem::path path_;
+  std::string tmp_;
+  int fd_ = -1;
+  uint64_t written_ = 0;
+};
+
+}  // namespace
+
 Status GgufWriter::WriteToFile(const std::filesystem::path& path) const {
-  return WriteFileAtomic(path, Build());
+  AtomicFile file(path);
+  XNAI_RETURN_IF_ERROR(file.Open());
+  XNAI_RETURN_IF_ERROR(file.Append(BuildHeader()));
+  const std::string zeros(static_cast<size_t>(alignment_), '\0');
+  for (const Tensor& t : tensors_) {
+    XNAI_RETURN_IF_ERROR(
+        EmitData(t, [&file](std::string_view piece) { return file.Append(piece); }));
+    const uint64_t padding = AlignUp(file.written()) - file.written();
+    XNAI_RETURN_IF_ERROR(file.Append(std::string_view(zeros).substr(0, padding)));
+  }
+  return file.Commit();
 }
 
 }  // namespace xnai::gguf

@@ -114,10 +114,25 @@ class GenerateCliTest(unittest.TestCase):
         model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
         for case in self.reference()["text"]:
             r = run("generate", "--model", model, "--prompt", case["prompt"],
-                    "-n", str(len(case["greedy_tokens"])), "--temp", "0", "-t", "2")
+                    "-n", str(len(case["greedy_tokens"])), "--temp", "0", "-t", "2",
+                    # A random-weight model has near-ties that cache rounding
+                    # can flip; the exact cache reproduces the text exactly.
+                    "--kv-cache", "f32")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stdout.decode("utf-8"), case["greedy_text"] + "\n")
             self.assertIn(b"tok/s", r.stderr)
+
+    def test_kv_cache_choices(self):
+        model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
+        case = self.reference()["text"][0]
+        for choice in ("f16", "q8_0"):
+            r = run("generate", "--model", model, "--prompt", case["prompt"], "-n", "8",
+                    "--temp", "0", "--kv-cache", choice)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(r.stdout.strip(), choice)
+        r = run("generate", "--model", model, "--prompt", "x", "--kv-cache", "q4")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"--kv-cache", r.stderr)
 
     def test_seeded_sampling_is_reproducible(self):
         model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
