@@ -9,9 +9,11 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -26,6 +28,7 @@
 #include "engine/encoder.h"
 #include "engine/model.h"
 #include "engine/model_info.h"
+#include "engine/thread_pool.h"
 #include "engine/tokenizer.h"
 
 namespace xnai::cli {
@@ -123,6 +126,56 @@ std::string Rate(const Stats& s, const char* unit) {
   return buf;
 }
 
+// Bytes one generation step reads: every tensor, except that an untied
+// token_embd.weight is only looked up (one row per token).
+uint64_t BytesPerToken(const gguf::GgufFile& file) {
+  const bool tied = file.FindTensor("output.weight") == nullptr;
+  uint64_t bytes = 0;
+  for (const gguf::TensorInfo& tensor : file.tensors()) {
+    if (!tied && tensor.name == "token_embd.weight") continue;
+    bytes += tensor.n_bytes;
+  }
+  return bytes;
+}
+
+// The machine's streaming read bandwidth over the model's own mapped tensor
+// data with `threads` threads, each summing a contiguous share (best of
+// `repetitions`, GB/s): the ceiling generation is held to, measured in the
+// same run so that results compare across machines and noisy neighbours.
+double ReadBandwidthGbs(const gguf::GgufFile& file, int threads, int repetitions) {
+  const uint8_t* begin = nullptr;
+  const uint8_t* end = nullptr;
+  for (const gguf::TensorInfo& tensor : file.tensors()) {
+    if (tensor.n_bytes == 0) continue;
+    if (begin == nullptr || tensor.data < begin) begin = tensor.data;
+    if (end == nullptr || tensor.data + tensor.n_bytes > end) end = tensor.data + tensor.n_bytes;
+  }
+  if (begin == nullptr) return 0;
+  const size_t words = static_cast<size_t>(end - begin) / sizeof(uint64_t);
+  engine::ThreadPool pool(threads);
+  std::atomic<uint64_t> sink{0};
+  double best = 0;
+  for (int rep = 0; rep < std::max(1, repetitions); ++rep) {
+    const auto start = Clock::now();
+    pool.Run([&](int index, int n_threads) {
+      const size_t share = words / static_cast<size_t>(n_threads);
+      const uint8_t* p = begin + static_cast<size_t>(index) * share * sizeof(uint64_t);
+      uint64_t acc[4] = {0, 0, 0, 0};
+      for (size_t i = 0; i + 4 <= share; i += 4) {
+        for (int lane = 0; lane < 4; ++lane) {
+          uint64_t word;
+          std::memcpy(&word, p + (i + lane) * sizeof(uint64_t), sizeof(word));
+          acc[lane] += word;
+        }
+      }
+      sink += acc[0] ^ acc[1] ^ acc[2] ^ acc[3];
+    });
+    const double seconds = SecondsSince(start);
+    best = std::max(best, static_cast<double>(words * sizeof(uint64_t)) / seconds / 1e9);
+  }
+  return best;
+}
+
 int BenchDecoder(const BenchOptions& options, const gguf::GgufFile& file, nlohmann::json& out,
                  Clock::time_point load_start) {
   engine::ModelOptions model_options;
@@ -191,6 +244,16 @@ int BenchDecoder(const BenchOptions& options, const gguf::GgufFile& file, nlohma
   out["gen_tok_s_max"] = gen_stats.max;
   out["runs"] = runs;
   out["warmup"] = "one untimed sequence of min(p, 16) prompt tokens and 1 generation step";
+  // The memory ceiling of generation on this machine, now.
+  const uint64_t bytes_per_token = BytesPerToken(file);
+  const double read_gb_s = ReadBandwidthGbs(file, options.threads, 3);
+  out["bytes_per_token"] = bytes_per_token;
+  out["read_gb_s"] = read_gb_s;
+  if (read_gb_s > 0 && bytes_per_token > 0) {
+    const double limit = read_gb_s * 1e9 / static_cast<double>(bytes_per_token);
+    out["gen_limit_tok_s"] = limit;
+    out["gen_of_limit"] = gen_stats.median / limit;
+  }
   return kExitOk;
 }
 
@@ -301,6 +364,13 @@ int RunBenchEngine(const BenchOptions& options) {
     PrintRow("runs", buf);
     PrintRow("prompt", Rate(StatsOf(out, "prompt_tok_s"), "tok/s"));
     PrintRow("generation", Rate(StatsOf(out, "gen_tok_s"), "tok/s"));
+    if (out.contains("gen_limit_tok_s")) {
+      std::snprintf(buf, sizeof(buf),
+                    "%.1f GB/s read -> at most %.1f tok/s; generation reaches %.0f%%",
+                    out["read_gb_s"].get<double>(), out["gen_limit_tok_s"].get<double>(),
+                    100 * out["gen_of_limit"].get<double>());
+      PrintRow("memory bound", buf);
+    }
   } else {
     std::snprintf(buf, sizeof(buf), "%d texts of %d tokens, r=%d (after 1 untimed warm-up)",
                   options.batch, options.text_tokens, options.repetitions);
