@@ -318,11 +318,7 @@ int BenchEncoder(const BenchOptions& options, const gguf::GgufFile& file, nlohma
 }
 
 int RunBenchEngine(const BenchOptions& options) {
-  // An invalid XNAI_CPU is the caller's mistake (exit 2), found before any
-  // work; the engine would otherwise fall back with only a warning.
-  Result<engine::CpuPath> cpu_path = engine::SelectCpuPath(std::getenv("XNAI_CPU"));
-  if (!cpu_path) return Fail(cpu_path.error());
-  engine::SetActiveCpuPath(*cpu_path);
+  if (Status cpu = ActivateCpuPath(); !cpu.ok()) return Fail(cpu);
 
   const auto load_start = Clock::now();
   auto file = OpenModelFile(options.model);
@@ -337,7 +333,7 @@ int RunBenchEngine(const BenchOptions& options) {
       {"parameters", info.parameters},
       {"file_mb", static_cast<double>(info.file_bytes) / (1 << 20)},
       {"types", TypeSummary(info)},
-      {"cpu_path", std::string(engine::CpuPathName(*cpu_path))},
+      {"cpu_path", std::string(engine::CpuPathName(engine::ActiveCpuPath()))},
       {"threads", options.threads},
   };
   int code = info.architecture == "bert" ? BenchEncoder(options, **file, out, load_start)

@@ -62,6 +62,7 @@ int RunEmbed(const EmbedOptions& options) {
                                         " is empty; there is nothing to embed"));
     }
   }
+  if (Status cpu = ActivateCpuPath(); !cpu.ok()) return Fail(cpu);
   auto file = OpenModelFile(options.model);
   if (!file) return Fail(file.error());
   auto tokenizer = engine::Tokenizer::FromGguf(**file);

@@ -31,6 +31,7 @@ int RunLogits(const std::string& model_path, const std::string& tokens_text, con
               int threads, const std::string& kv_cache) {
   auto ids = ParseTokenIds(tokens_text);
   if (!ids) return Fail(ids.error());
+  if (Status cpu = ActivateCpuPath(); !cpu.ok()) return Fail(cpu);
   auto file = OpenModelFile(model_path);
   if (!file) return Fail(file.error());
   engine::ModelOptions options;
@@ -55,6 +56,7 @@ struct GenerateOptions {
 
 int RunGenerate(GenerateOptions options) {
   if (options.n_predict < 0) return Fail(Status::InvalidArgument("-n must be >= 0"));
+  if (Status cpu = ActivateCpuPath(); !cpu.ok()) return Fail(cpu);
   auto file = OpenModelFile(options.model);
   if (!file) return Fail(file.error());
   auto tokenizer = engine::Tokenizer::FromGguf(**file);

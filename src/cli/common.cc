@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/log.h"
+#include "engine/cpu.h"
 
 namespace xnai::cli {
 
@@ -102,6 +103,12 @@ Result<std::vector<int32_t>> ParseTokenIds(const std::string& text) {
     ids.push_back(static_cast<int32_t>(value));
   }
   return ids;
+}
+
+Status ActivateCpuPath() {
+  Result<engine::CpuPath> path = engine::ActivateCpuPathFromEnv();
+  if (!path) return Status::InvalidArgument(path.error().message());
+  return Status::Ok();
 }
 
 void ApplyKvCacheChoice(const std::string& choice, engine::ModelOptions& options) {

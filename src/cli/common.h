@@ -56,6 +56,12 @@ Result<OpenedStore> OpenDataDir(const Config& config);
 Result<std::unique_ptr<gguf::GgufFile>> OpenModelFile(const std::string& path);
 Result<std::vector<int32_t>> ParseTokenIds(const std::string& text);  // "1,2, 3"
 
+// Makes XNAI_CPU (scalar | avx2 | avx512, see engine/cpu.h) the engine's CPU
+// path before an engine command runs. An unknown name, or a path this CPU
+// lacks, is the caller's mistake: InvalidArgument (exit 2) naming it, found
+// before any work (the engine alone would fall back with a warning).
+Status ActivateCpuPath();
+
 // The KV cache choices of --kv-cache: "f16" (default: keys and values F16),
 // "q8_0" (keys Q8_0, values F16), "f32" (both F32, exact). Sets the cache
 // types of `options`.

@@ -16,8 +16,9 @@ SKIP_REASON = ("SKIPPED LOUDLY: reference testdata not found at %s (set XNAI_TES
                % TESTDATA)
 
 
-def run(*args):
-    return subprocess.run([find_binary(), *args], capture_output=True, timeout=60)
+def run(*args, env=None):
+    full_env = dict(os.environ, **env) if env else None
+    return subprocess.run([find_binary(), *args], capture_output=True, timeout=60, env=full_env)
 
 
 def vocab(name):
@@ -133,6 +134,22 @@ class GenerateCliTest(unittest.TestCase):
         r = run("generate", "--model", model, "--prompt", "x", "--kv-cache", "q4")
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"--kv-cache", r.stderr)
+
+    def test_cpu_paths_give_the_same_greedy_text(self):
+        model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
+        case = self.reference()["text"][0]
+        texts = set()
+        for path in ("scalar", "avx2", "avx512"):
+            r = run("generate", "--model", model, "--prompt", case["prompt"], "-n", "12",
+                    "--temp", "0", "--kv-cache", "f32", env={"XNAI_CPU": path})
+            if r.returncode == 2 and b"lacks" in r.stderr:
+                continue  # this CPU has no such path
+            self.assertEqual(r.returncode, 0, r.stderr)
+            texts.add(r.stdout)
+        self.assertEqual(len(texts), 1, texts)
+        r = run("generate", "--model", model, "--prompt", "x", env={"XNAI_CPU": "sse9"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"XNAI_CPU=sse9", r.stderr)
 
     def test_seeded_sampling_is_reproducible(self):
         model = os.path.join(TESTDATA, "models", self.MODEL + ".gguf")
