@@ -111,6 +111,13 @@ void PrintRow(const char* label, const std::string& value) {
   std::printf("%-16s %s\n", label, value.c_str());
 }
 
+// Writes s as `key` (median), `key`_min and `key`_max.
+void PutStats(nlohmann::json& out, const std::string& key, const Stats& s) {
+  out[key] = s.median;
+  out[key + "_min"] = s.min;
+  out[key + "_max"] = s.max;
+}
+
 // The median, min and max a bench wrote under `key`, `key`_min, `key`_max.
 Stats StatsOf(const nlohmann::json& out, const std::string& key) {
   Stats s;
@@ -236,12 +243,8 @@ int BenchDecoder(const BenchOptions& options, const gguf::GgufFile& file, nlohma
   out["p"] = options.prompt_tokens;
   out["n"] = options.gen_tokens;
   out["r"] = options.repetitions;
-  out["prompt_tok_s"] = prompt_stats.median;
-  out["prompt_tok_s_min"] = prompt_stats.min;
-  out["prompt_tok_s_max"] = prompt_stats.max;
-  out["gen_tok_s"] = gen_stats.median;
-  out["gen_tok_s_min"] = gen_stats.min;
-  out["gen_tok_s_max"] = gen_stats.max;
+  PutStats(out, "prompt_tok_s", prompt_stats);
+  PutStats(out, "gen_tok_s", gen_stats);
   out["runs"] = runs;
   out["warmup"] = "one untimed sequence of min(p, 16) prompt tokens and 1 generation step";
   // The memory ceiling of generation on this machine, now.
@@ -308,9 +311,7 @@ int BenchEncoder(const BenchOptions& options, const gguf::GgufFile& file, nlohma
   out["batch"] = options.batch;
   out["text_tokens"] = options.text_tokens;
   out["r"] = options.repetitions;
-  out["texts_per_s"] = text_stats.median;
-  out["texts_per_s_min"] = text_stats.min;
-  out["texts_per_s_max"] = text_stats.max;
+  PutStats(out, "texts_per_s", text_stats);
   out["tokens_per_s"] = text_stats.median * options.text_tokens;
   out["runs"] = runs;
   out["warmup"] = "one untimed text";
