@@ -226,6 +226,12 @@ Result<std::vector<float>> Encoder::Evaluate(std::span<const int32_t> tokens,
   std::vector<float> up = sized(n_tokens, hp.n_ff);   // (n_tokens, n_ff)
   std::vector<float> vt = sized(n_embd, n_tokens);    // (n_head, head_dim, n_tokens) values
 
+  // Per-token work (biases, GELU, LayerNorm) is split over the pool by tokens.
+  auto for_tokens = [&](auto&& fn) {
+    pool->ParallelFor(n_tokens, 4, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) fn(t);
+    });
+  };
   auto add_bias = [](std::vector<float>& rows, const std::vector<float>& bias, int64_t n_rows) {
     const int64_t n = static_cast<int64_t>(bias.size());
     for (int64_t t = 0; t < n_rows; ++t) {
@@ -299,26 +305,26 @@ Result<std::vector<float>> Encoder::Evaluate(std::span<const int32_t> tokens,
       }
     });
     XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), pool));
-    add_bias(proj, layer.bo, n_tokens);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      float* x_t = x.data() + t * n_embd;
-      const float* p_t = proj.data() + t * n_embd;
-      for (int64_t i = 0; i < n_embd; ++i) x_t[i] += p_t[i];
-      LayerNorm(x_t, layer.attn_norm_w.data(), layer.attn_norm_b.data(), x_t, n_embd, hp.norm_eps);
-    }
+    // x = LayerNorm(x + proj + bias), token by token over the pool.
+    auto add_and_norm = [&](const std::vector<float>& bias, const std::vector<float>& norm_w,
+                            const std::vector<float>& norm_b) {
+      for_tokens([&](int64_t t) {
+        float* x_t = x.data() + t * n_embd;
+        const float* p_t = proj.data() + t * n_embd;
+        for (int64_t i = 0; i < n_embd; ++i) x_t[i] += p_t[i] + bias[i];
+        LayerNorm(x_t, norm_w.data(), norm_b.data(), x_t, n_embd, hp.norm_eps);
+      });
+    };
+    add_and_norm(layer.bo, layer.attn_norm_w, layer.attn_norm_b);
 
     // --- feed-forward block: x = LayerNorm(x + W_down gelu(W_up x + b_up) + b_down)
     XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_up, x.data(), n_tokens, up.data(), pool));
-    add_bias(up, layer.b_up, n_tokens);
-    for (float& value : up) value = Gelu(value);
+    for_tokens([&](int64_t t) {
+      float* up_t = up.data() + t * hp.n_ff;
+      for (int64_t i = 0; i < hp.n_ff; ++i) up_t[i] = Gelu(up_t[i] + layer.b_up[i]);
+    });
     XNAI_RETURN_IF_ERROR(ops::MatMul(layer.w_down, up.data(), n_tokens, proj.data(), pool));
-    add_bias(proj, layer.b_down, n_tokens);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      float* x_t = x.data() + t * n_embd;
-      const float* p_t = proj.data() + t * n_embd;
-      for (int64_t i = 0; i < n_embd; ++i) x_t[i] += p_t[i];
-      LayerNorm(x_t, layer.out_norm_w.data(), layer.out_norm_b.data(), x_t, n_embd, hp.norm_eps);
-    }
+    add_and_norm(layer.b_down, layer.out_norm_w, layer.out_norm_b);
   }
 
   // Pooling, accumulated in double.
