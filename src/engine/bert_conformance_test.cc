@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/cpu.h"
+#include "engine/conformance_setup.h"
 #include "engine/encoder.h"
 #include "engine/tokenizer.h"
 #include "gguf/gguf_reader.h"
@@ -102,25 +102,11 @@ int RunModel(const fs::path& testdata, const std::string& name, const nlohmann::
 }  // namespace
 
 int main() {
-  const fs::path testdata = xnai::gguf::FindTestdataDir();
-  if (testdata.empty() || !fs::is_directory(testdata / "reference")) {
-    std::cerr << "\n*** SKIPPED: engine testdata not found (set XNAI_TESTDATA or put it at "
-                 "../shared/testdata); BERT embedding conformance was NOT checked ***\n\n";
-    return 77;
-  }
-  const xnai::Result<xnai::engine::CpuPath> cpu_path = xnai::engine::ActivateCpuPathFromEnv();
-  if (!cpu_path) {
-    std::cerr << "\n*** SKIPPED: " << cpu_path.error().message()
-              << "; BERT embedding conformance was NOT checked on this path ***\n\n";
-    return 77;
-  }
-  std::cout << "CPU path: " << xnai::engine::CpuPathName(*cpu_path) << "\n";
-
-  std::vector<fs::path> references;
-  for (const auto& entry : fs::directory_iterator(testdata / "reference")) {
-    if (entry.path().extension() == ".json") references.push_back(entry.path());
-  }
-  std::sort(references.begin(), references.end());
+  const std::optional<xnai::engine::ConformanceData> found =
+      xnai::engine::PrepareConformance("BERT embedding conformance");
+  if (!found) return 77;
+  const fs::path& testdata = found->testdata;
+  const std::vector<fs::path>& references = found->references;
 
   std::printf("%-20s %2s %-38s %4s %-5s %-10s %-8s  %s\n", "model", "#", "text", "ntok", "ids",
               "cosine", "unitnorm", "result");

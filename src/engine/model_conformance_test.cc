@@ -28,7 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/cpu.h"
+#include "engine/conformance_setup.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "gguf/gguf_reader.h"
@@ -201,25 +201,11 @@ Outcome RunModel(const fs::path& testdata, const std::string& name,
 }  // namespace
 
 int main() {
-  const fs::path testdata = xnai::gguf::FindTestdataDir();
-  if (testdata.empty() || !fs::is_directory(testdata / "reference")) {
-    std::cerr << "\n*** SKIPPED: engine testdata not found (set XNAI_TESTDATA or put it at "
-                 "../shared/testdata); model conformance was NOT checked ***\n\n";
-    return 77;
-  }
-  const xnai::Result<xnai::engine::CpuPath> cpu_path = xnai::engine::ActivateCpuPathFromEnv();
-  if (!cpu_path) {
-    std::cerr << "\n*** SKIPPED: " << cpu_path.error().message()
-              << "; model conformance was NOT checked on this path ***\n\n";
-    return 77;
-  }
-  std::cout << "CPU path: " << xnai::engine::CpuPathName(*cpu_path) << "\n";
-
-  std::vector<fs::path> references;
-  for (const auto& entry : fs::directory_iterator(testdata / "reference")) {
-    if (entry.path().extension() == ".json") references.push_back(entry.path());
-  }
-  std::sort(references.begin(), references.end());
+  const std::optional<xnai::engine::ConformanceData> found =
+      xnai::engine::PrepareConformance("model conformance");
+  if (!found) return 77;
+  const fs::path& testdata = found->testdata;
+  const std::vector<fs::path>& references = found->references;
 
   std::vector<Outcome> outcomes;
   for (const fs::path& path : references) {

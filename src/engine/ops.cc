@@ -31,17 +31,6 @@ int64_t RowChunk(int64_t rows, int64_t n_tokens, int n_threads) {
 
 }  // namespace
 
-float Dot(const float* a, const float* b, int64_t n) {
-  float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int lane = 0; lane < 8; ++lane) partial[lane] += a[i + lane] * b[i + lane];
-  }
-  for (; i < n; ++i) partial[0] += a[i] * b[i];
-  return ((partial[0] + partial[1]) + (partial[2] + partial[3])) +
-         ((partial[4] + partial[5]) + (partial[6] + partial[7]));
-}
-
 Status MatMul(const MatrixView& w, const float* x, int64_t n_tokens, float* out, ThreadPool* pool) {
   const MatMulTarget target{&w, out};
   return MatMulBatch(std::span(&target, 1), x, n_tokens, pool);

@@ -32,10 +32,6 @@ struct MatrixView {
 // qwen3, "NEOX" in llama.cpp).
 enum class RopeStyle { kNormal, kNeox };
 
-// sum_i a[i] * b[i] in float, with eight partial sums (a fixed summation order
-// that the compiler can keep in one vector register).
-float Dot(const float* a, const float* b, int64_t n);
-
 // out (n_tokens, w.rows) = x (n_tokens, w.cols) times w transposed: out[t][r]
 // is the dot product of weight row r with activation row t, computed by the
 // kernels of the active CPU path (engine/kernels.h): the activations are
