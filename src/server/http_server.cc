@@ -37,6 +37,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -400,6 +401,122 @@ struct HttpServer::Impl {
     co_return !ec;
   }
 
+  // Sends a streamed response (see ResponseStream): the header, then the
+  // producer's pieces as chunks (or raw bytes for HTTP/1.0) as they come,
+  // then the last chunk. Meanwhile a watcher reads the socket so that a
+  // client that goes away is noticed even when nothing is being written; the
+  // stream is then cancelled. Bytes the client sends meanwhile (a pipelined
+  // request) stay in `buffer`. Returns false when the connection is unusable.
+  asio::awaitable<bool> WriteStreamed(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                      const Response& response, unsigned version, bool keep_alive,
+                                      bool head, const std::string& request_id, size_t& bytes_out) {
+    ResponseStream& body = *response.stream;
+    http::response<http::empty_body> res;
+    res.version(version);
+    res.result(static_cast<unsigned>(response.status));
+    res.set(http::field::server, "xnai");
+    res.set(http::field::content_type, response.content_type);
+    res.set("X-Request-Id", request_id);
+    for (const auto& [name, value] : response.headers) {
+      if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding") ||
+          IEquals(name, "connection")) {
+        continue;
+      }
+      res.insert(name, value);
+    }
+    res.set(http::field::connection, keep_alive ? "keep-alive" : "close");
+    const bool chunked = version >= 11 && !head;
+    if (chunked) res.chunked(true);
+    if (head) res.content_length(0);
+
+    beast::error_code ec;
+    stream.expires_after(milliseconds(config.write_timeout_ms));
+    http::response_serializer<http::empty_body> serializer(res);
+    co_await http::async_write_header(stream, serializer, Await(ec));
+    stream.expires_never();
+    if (ec || head) {
+      body.Cancel();
+      co_return !ec && head;
+    }
+
+    // The writer sleeps on `wake` until the producer writes, closes, or the
+    // watcher sees the client go.
+    auto executor = co_await asio::this_coro::executor;
+    auto wake = std::make_shared<asio::steady_timer>(executor);
+    body.SetWaker([wake] { asio::post(wake->get_executor(), [wake] { wake->cancel(); }); });
+    struct Watch {
+      bool done = false;
+      bool stopping = false;   // the writer cancelled the read itself
+      bool peer_gone = false;  // the read failed: client gone or socket force-closed
+    };
+    auto watch = std::make_shared<Watch>();
+    asio::co_spawn(
+        executor,
+        [&stream, &buffer, watch, wake]() -> asio::awaitable<void> {
+          beast::error_code read_ec;
+          size_t n = co_await stream.async_read_some(buffer.prepare(8192), Await(read_ec));
+          if (!read_ec) {
+            buffer.commit(n);
+          } else if (!watch->stopping) {
+            watch->peer_gone = true;
+          }
+          watch->done = true;
+          wake->cancel();
+        },
+        Completion("stream_watch"));
+
+    bool ok = true;
+    std::string data;
+    for (;;) {
+      data.clear();
+      const bool closed = body.Take(data);
+      if (!data.empty()) {
+        stream.expires_after(milliseconds(config.write_timeout_ms));
+        if (chunked) {
+          co_await asio::async_write(stream, http::make_chunk(asio::buffer(data)), Await(ec));
+        } else {
+          co_await asio::async_write(stream, asio::buffer(data), Await(ec));
+        }
+        stream.expires_never();
+        if (ec) {
+          ok = false;
+          break;
+        }
+        bytes_out += data.size();
+        continue;  // more may have arrived meanwhile
+      }
+      if (closed) {
+        if (chunked) {
+          stream.expires_after(milliseconds(config.write_timeout_ms));
+          co_await asio::async_write(stream, http::make_chunk_last(), Await(ec));
+          stream.expires_never();
+          ok = !ec;
+        }
+        break;
+      }
+      if (watch->peer_gone) {
+        ok = false;
+        break;
+      }
+      wake->expires_at(asio::steady_timer::time_point::max());
+      co_await wake->async_wait(Await(ec));
+    }
+    body.SetWaker(nullptr);
+    if (!ok) body.Cancel();
+    // Stop the watcher (a pending read) and wait for it to let go of the
+    // stream and buffer.
+    if (!watch->done) {
+      watch->stopping = true;
+      beast::error_code ignored;
+      stream.socket().cancel(ignored);
+      while (!watch->done) {
+        wake->expires_at(asio::steady_timer::time_point::max());
+        co_await wake->async_wait(Await(ec));
+      }
+    }
+    co_return ok && !watch->peer_gone;
+  }
+
   void Record(const Outcome& outcome, Clock::time_point start, const std::string& remote,
               const std::string& request_id) {
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -569,12 +686,22 @@ struct HttpServer::Impl {
       }
     }
 
-    const bool keep_alive = message.keep_alive() && !draining.load();
-    bool written =
-        co_await WriteResponse(stream, response, message.version(), keep_alive, head, request_id);
-    metrics.Inc(kInflight, {}, -1);
+    bool keep_alive = message.keep_alive() && !draining.load();
+    bool written = false;
     outcome.status = response.status;
-    outcome.bytes_out = head ? 0 : response.body.size();
+    if (response.stream) {
+      // HTTP/1.0 has no chunked encoding: the body ends with the connection.
+      if (message.version() < 11) keep_alive = false;
+      size_t bytes_out = 0;
+      written = co_await WriteStreamed(stream, buffer, response, message.version(), keep_alive,
+                                       head, request_id, bytes_out);
+      outcome.bytes_out = bytes_out;
+    } else {
+      written =
+          co_await WriteResponse(stream, response, message.version(), keep_alive, head, request_id);
+      outcome.bytes_out = head ? 0 : response.body.size();
+    }
+    metrics.Inc(kInflight, {}, -1);
     Record(outcome, start, remote, request_id);
     co_return written&& keep_alive;
   }

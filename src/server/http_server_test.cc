@@ -57,6 +57,9 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
+  // Bytes read past the last response.
+  std::string TakePending() { return std::exchange(pending_, std::string()); }
 
   bool Send(const std::string& data) {
     size_t sent = 0;
@@ -107,6 +110,38 @@ class Client {
     pending_.erase(0, length);
     reply.ok = true;
     return reply;
+  }
+
+  // Reads one chunked response: the header, then chunks until the last one.
+  // `chunks` receives each chunk's data as it arrived.
+  HttpReply ReadChunked(std::vector<std::string>* chunks = nullptr) {
+    HttpReply reply = Read(/*head=*/true);
+    if (!reply.ok) return reply;
+    reply.ok = false;
+    for (;;) {
+      size_t line_end;
+      while ((line_end = pending_.find("\r\n")) == std::string::npos) {
+        if (!Fill()) return reply;
+      }
+      size_t size = std::stoul(pending_.substr(0, line_end), nullptr, 16);
+      pending_.erase(0, line_end + 2);
+      while (pending_.size() < size + 2) {
+        if (!Fill()) return reply;
+      }
+      if (size == 0) {
+        pending_.erase(0, 2);
+        reply.ok = true;
+        return reply;
+      }
+      reply.body += pending_.substr(0, size);
+      if (chunks) chunks->push_back(pending_.substr(0, size));
+      pending_.erase(0, size + 2);
+    }
+  }
+
+  void CloseNow() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
   }
 
   // True when the server closed the connection (EOF or reset) before
@@ -202,8 +237,62 @@ ServerConfig TestConfig() {
   return config;
 }
 
+// Producers of streamed responses run on their own threads; tests join
+// them before the server goes away.
+struct StreamProducers {
+  std::mutex mutex;
+  std::vector<std::thread> threads;
+  std::atomic<int> cancelled{0};
+  void Spawn(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mutex);
+    threads.emplace_back(std::move(fn));
+  }
+  void JoinAll() {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto& thread : threads) thread.join();
+    threads.clear();
+  }
+};
+StreamProducers& Producers() {
+  static StreamProducers producers;
+  return producers;
+}
+
 Router TestRouter() {
   Router router;
+  // Three events 50 ms apart, then the end of the body.
+  router.Add({"GET", "/stream", "Streams"}, [](Request&) {
+    Response response;
+    response.content_type = "text/event-stream";
+    response.stream = std::make_shared<ResponseStream>();
+    Producers().Spawn([stream = response.stream] {
+      for (int i = 0; i < 3; ++i) {
+        std::this_thread::sleep_for(50ms);
+        stream->Write("data: " + std::to_string(i) + "\n\n");
+      }
+      stream->Close();
+    });
+    return response;
+  });
+  // Writes nothing until cancelled (a request waiting in a queue).
+  router.Add({"GET", "/stream-forever", "Streams until the client leaves"}, [](Request&) {
+    Response response;
+    response.content_type = "text/event-stream";
+    response.stream = std::make_shared<ResponseStream>();
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    response.stream->OnCancel([done] {
+      Producers().cancelled++;
+      *done = true;
+    });
+    Producers().Spawn([stream = response.stream, done] {
+      auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (!*done && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+      }
+      stream->Close();
+    });
+    return response;
+  });
   router.Add({"GET", "/health", "Liveness"}, [](Request&) {
     return JsonResponse({{"status", "ok"}});
   });
@@ -258,13 +347,87 @@ class HttpServerTest : public ::testing::Test {
     port_ = server_->port();
     ASSERT_NE(port_, 0);
   }
-  void TearDown() override { server_.reset(); }
+  void TearDown() override {
+    server_.reset();
+    Producers().JoinAll();
+  }
 
   Router router_ = TestRouter();
   obs::Registry metrics_;
   std::unique_ptr<TestServer> server_;
   uint16_t port_ = 0;
 };
+
+// ---- streamed responses -------------------------------------------------------
+
+TEST_F(HttpServerTest, StreamedResponseArrivesInChunksAndKeepsTheConnection) {
+  Start();
+  Client client(port_);
+  ASSERT_TRUE(client.Send(Get("/stream")));
+  std::vector<std::string> chunks;
+  HttpReply reply = client.ReadChunked(&chunks);
+  Producers().JoinAll();
+  ASSERT_TRUE(reply.ok);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.Header("content-type"), "text/event-stream");
+  EXPECT_EQ(reply.Header("transfer-encoding"), "chunked");
+  EXPECT_EQ(reply.body, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+  EXPECT_EQ(chunks.size(), 3u);  // written 50 ms apart: one chunk each
+  // The same connection serves the next request.
+  ASSERT_TRUE(client.Send(Get("/health")));
+  HttpReply next = client.Read();
+  ASSERT_TRUE(next.ok);
+  EXPECT_EQ(next.status, 200);
+}
+
+TEST_F(HttpServerTest, ClientLeavingCancelsTheStream) {
+  Start();
+  Producers().cancelled = 0;
+  {
+    Client client(port_);
+    ASSERT_TRUE(client.Send(Get("/stream-forever")));
+    HttpReply header = client.Read(/*head=*/true);
+    ASSERT_TRUE(header.ok);
+    EXPECT_EQ(header.status, 200);
+    client.CloseNow();
+  }
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (Producers().cancelled == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  Producers().JoinAll();
+  EXPECT_EQ(Producers().cancelled, 1);
+}
+
+TEST_F(HttpServerTest, ShutdownCancelsAStreamThatNeverEnds) {
+  ServerConfig config = TestConfig();
+  config.shutdown_grace_ms = 200;
+  Start(config);
+  Producers().cancelled = 0;
+  Client client(port_);
+  ASSERT_TRUE(client.Send(Get("/stream-forever")));
+  ASSERT_TRUE(client.Read(/*head=*/true).ok);
+  auto took = server_->Stop();
+  Producers().JoinAll();
+  EXPECT_EQ(Producers().cancelled, 1);
+  EXPECT_LT(took, 5s);
+}
+
+TEST_F(HttpServerTest, Http10StreamEndsWithTheConnection) {
+  Start();
+  Client client(port_);
+  ASSERT_TRUE(client.Send("GET /stream HTTP/1.0\r\n\r\n"));
+  HttpReply header = client.Read(/*head=*/true);
+  ASSERT_TRUE(header.ok);
+  EXPECT_EQ(header.Header("transfer-encoding"), "");
+  EXPECT_EQ(header.Header("connection"), "close");
+  std::string rest;
+  char buf[256];
+  ssize_t n;
+  while ((n = recv(client.fd(), buf, sizeof(buf), 0)) > 0) rest.append(buf, static_cast<size_t>(n));
+  Producers().JoinAll();
+  EXPECT_EQ(header.body + client.TakePending() + rest, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+}
 
 // ---- routing ------------------------------------------------------------------
 

@@ -2,6 +2,70 @@
 
 namespace xnai::server {
 
+bool ResponseStream::Write(std::string data) {
+  std::function<void()> waker;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cancelled_ || closed_) return false;
+    pending_ += data;
+    waker = waker_;
+  }
+  if (waker) waker();
+  return true;
+}
+
+void ResponseStream::Close() {
+  std::function<void()> waker;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+    closed_ = true;
+    waker = waker_;
+  }
+  if (waker) waker();
+}
+
+bool ResponseStream::cancelled() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cancelled_;
+}
+
+void ResponseStream::OnCancel(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!cancelled_) {
+      on_cancel_ = std::move(fn);
+      return;
+    }
+  }
+  if (fn) fn();
+}
+
+bool ResponseStream::Take(std::string& out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  out += pending_;
+  pending_.clear();
+  return closed_;
+}
+
+void ResponseStream::SetWaker(std::function<void()> waker) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  waker_ = std::move(waker);
+}
+
+void ResponseStream::Cancel() {
+  std::function<void()> on_cancel;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cancelled_) return;
+    cancelled_ = true;
+    pending_.clear();
+    on_cancel = std::move(on_cancel_);
+    on_cancel_ = nullptr;
+  }
+  if (on_cancel) on_cancel();
+}
+
 std::optional<std::string> Request::Query(const std::string& name) const {
   auto it = query.find(name);  // multimap: the first inserted value among equals
   if (it == query.end()) return std::nullopt;

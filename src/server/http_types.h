@@ -4,7 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,11 +38,57 @@ struct Request {
   std::string Header(const std::string& name) const;
 };
 
+// A response body produced over time, e.g. Server-Sent Events. A handler
+// returns a Response whose `stream` is set; the server sends the status and
+// headers at once (HTTP/1.1 chunked encoding, so the connection stays
+// reusable), then each piece the producer writes, in order, until the
+// producer calls Close(). The producer may be any thread (e.g. an inference
+// scheduler) and may outlive the handler call.
+//
+// Cancellation: when the client disconnects, a write fails or the server
+// force-closes the connection, the stream is cancelled: Write returns false
+// from then on and the OnCancel callback runs once (on a server thread; it
+// must not block). A producer that never calls Close() holds the connection
+// until the client goes away.
+//
+// Thread safety: every method may be called from any thread.
+class ResponseStream {
+ public:
+  // Queues `data` to be sent. False (nothing queued) once cancelled or
+  // closed.
+  bool Write(std::string data);
+  // Ends the body after what was written. Idempotent.
+  void Close();
+  bool cancelled() const;
+  // Runs `fn` once when the stream is cancelled (at once if it already is).
+  // Not run when the stream ends normally.
+  void OnCancel(std::function<void()> fn);
+
+  // --- for the server ---
+  // Moves what was written since the last call into `out`; returns whether
+  // Close() has been called (everything is then in `out`).
+  bool Take(std::string& out);
+  // Called after every Write and Close (the server wakes its writer).
+  void SetWaker(std::function<void()> waker);
+  // Marks the stream cancelled and runs the OnCancel callback.
+  void Cancel();
+
+ private:
+  mutable std::mutex mutex_;
+  std::string pending_;
+  bool closed_ = false;
+  bool cancelled_ = false;
+  std::function<void()> on_cancel_;
+  std::function<void()> waker_;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // When set, the body is streamed from it (and `body` is ignored).
+  std::shared_ptr<ResponseStream> stream;
 };
 
 // {"error": {"message": ..., "type": ..., "code": ...}} with the status code.
