@@ -161,9 +161,23 @@ Result<std::unique_ptr<Model>> Model::Load(const gguf::GgufFile& file, ModelOpti
     }
   }
 
+  if (options.kv_page_positions < 4 || options.kv_page_positions > 4096 ||
+      options.kv_page_positions % 4 != 0) {
+    return Err(Status::InvalidArgument("KV page size must be a multiple of 4 in [4, 4096], not " +
+                                       std::to_string(options.kv_page_positions)));
+  }
+
   Status status = model->LoadTensors(file);
   if (!status.ok()) return Err(status);
   model->pool_ = std::make_unique<ThreadPool>(std::max(1, options.n_threads));
+  KvLayout layout;
+  layout.n_layer = hp.n_layer;
+  layout.k_dim = hp.n_head_kv * hp.head_dim;
+  layout.v_dim = hp.n_head_kv * hp.head_dim_v;
+  layout.key_type = options.key_cache_type;
+  layout.value_type = options.value_cache_type;
+  layout.page_positions = options.kv_page_positions;
+  model->kv_pool_ = std::make_unique<KvPagePool>(layout);
   // The cache types' kernels for the attention (both types are supported).
   const CpuPath cpu_path = ActiveCpuPath();
   model->key_kernels_ = kernels::GetKernels(options.key_cache_type, cpu_path);
@@ -224,42 +238,124 @@ Status Model::LoadTensors(const gguf::GgufFile& file) {
   return Status::Ok();
 }
 
-Sequence Model::NewSequence() const {
-  return Sequence(this, KvCache(hparams_.n_layer, hparams_.n_head_kv * hparams_.head_dim,
-                                hparams_.n_head_kv * hparams_.head_dim_v, hparams_.n_ctx,
-                                options_.key_cache_type, options_.value_cache_type));
+void Sequence::Truncate(int64_t n_keep) {
+  const int64_t keep = std::clamp<int64_t>(n_keep, 0, n_past());
+  tokens_.resize(static_cast<size_t>(keep));
+  cache_.Truncate(keep);
+  const auto full_pages = static_cast<size_t>(keep / cache_.page_positions());
+  if (page_keys_.size() > full_pages) page_keys_.resize(full_pages);
+}
+
+Sequence Model::NewSequence() const { return Sequence(this, KvCache(kv_pool_.get())); }
+
+int64_t Model::ReusePrefix(Sequence& sequence, std::span<const int32_t> prompt) const {
+  if (sequence.owner_ != this || sequence.n_past() != 0 || prompt.empty()) return 0;
+  const int64_t per_page = options_.kv_page_positions;
+  // The last prompt token is always evaluated: its logits pick the next one.
+  const int64_t max_pages = (static_cast<int64_t>(prompt.size()) - 1) / per_page;
+  uint64_t prev_key = 0;
+  for (int64_t index = 0; index < max_pages; ++index) {
+    std::span<const int32_t> page_tokens = prompt.subspan(index * per_page, per_page);
+    const uint64_t key = KvPagePool::ChainKey(prev_key, page_tokens);
+    std::shared_ptr<KvPage> page = kv_pool_->Lookup(key, prev_key, page_tokens);
+    if (!page) break;
+    sequence.cache_.AppendShared(std::move(page));
+    sequence.page_keys_.push_back(key);
+    sequence.tokens_.insert(sequence.tokens_.end(), page_tokens.begin(), page_tokens.end());
+    prev_key = key;
+  }
+  return sequence.n_past();
+}
+
+void Model::PublishPages(Sequence& sequence) const {
+  const int64_t per_page = options_.kv_page_positions;
+  const int64_t full_pages = sequence.n_past() / per_page;
+  for (auto index = static_cast<int64_t>(sequence.page_keys_.size()); index < full_pages; ++index) {
+    const uint64_t prev_key = index == 0 ? 0 : sequence.page_keys_.back();
+    std::span<const int32_t> page_tokens =
+        std::span<const int32_t>(sequence.tokens_).subspan(index * per_page, per_page);
+    const uint64_t key = KvPagePool::ChainKey(prev_key, page_tokens);
+    kv_pool_->Publish(key, prev_key, page_tokens, sequence.cache_.page(index));
+    sequence.page_keys_.push_back(key);
+  }
 }
 
 Result<std::vector<float>> Model::Forward(Sequence& sequence, std::span<const int32_t> tokens,
                                           bool all_logits) const {
+  const SequenceBatch part{&sequence, tokens, all_logits};
+  return ForwardBatch(std::span<const SequenceBatch>(&part, 1));
+}
+
+Result<std::vector<float>> Model::ForwardBatch(std::span<const SequenceBatch> batch) const {
   const ModelHparams& hp = hparams_;
-  if (sequence.owner_ != this) {
-    return Err(Status::InvalidArgument("the sequence belongs to a different model"));
-  }
-  if (tokens.empty()) return Err(Status::InvalidArgument("no tokens to evaluate"));
-  for (size_t idx = 0; idx < tokens.size(); ++idx) {
-    if (tokens[idx] < 0 || tokens[idx] >= hp.n_vocab) {
-      return Err(Status::InvalidArgument("token id " + std::to_string(tokens[idx]) + " at index " +
-                                         std::to_string(idx) + " is outside the vocabulary [0, " +
-                                         std::to_string(hp.n_vocab) + ")"));
+  if (batch.empty()) return Err(Status::InvalidArgument("no sequences to evaluate"));
+  for (size_t part_idx = 0; part_idx < batch.size(); ++part_idx) {
+    const SequenceBatch& part = batch[part_idx];
+    // Messages name the part only when there are several.
+    const std::string where =
+        batch.size() == 1 ? std::string() : " (sequence " + std::to_string(part_idx) + ")";
+    if (part.sequence == nullptr || part.sequence->owner_ != this) {
+      return Err(Status::InvalidArgument("the sequence belongs to a different model" + where));
+    }
+    for (size_t other = 0; other < part_idx; ++other) {
+      if (batch[other].sequence == part.sequence) {
+        return Err(Status::InvalidArgument("the same sequence appears twice in a batch" + where));
+      }
+    }
+    const std::span<const int32_t> tokens = part.tokens;
+    if (tokens.empty()) return Err(Status::InvalidArgument("no tokens to evaluate" + where));
+    for (size_t idx = 0; idx < tokens.size(); ++idx) {
+      if (tokens[idx] < 0 || tokens[idx] >= hp.n_vocab) {
+        return Err(Status::InvalidArgument(
+            "token id " + std::to_string(tokens[idx]) + " at index " + std::to_string(idx) +
+            " is outside the vocabulary [0, " + std::to_string(hp.n_vocab) + ")" + where));
+      }
+    }
+    const int64_t n_tokens = static_cast<int64_t>(tokens.size());
+    const int64_t pos0 = part.sequence->n_past();
+    if (n_tokens > hp.n_ctx - pos0) {
+      return Err(Status::InvalidArgument(std::to_string(n_tokens) + " tokens after " +
+                                         std::to_string(pos0) + " would exceed the context of " +
+                                         std::to_string(hp.n_ctx) + " tokens" + where));
     }
   }
-  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
-  const int64_t pos0 = sequence.n_past_;
-  if (n_tokens > hp.n_ctx - pos0) {
-    return Err(Status::InvalidArgument(std::to_string(n_tokens) + " tokens after " +
-                                       std::to_string(pos0) + " would exceed the context of " +
-                                       std::to_string(hp.n_ctx) + " tokens"));
+
+  // Pages for every part, all or nothing.
+  for (size_t part_idx = 0; part_idx < batch.size(); ++part_idx) {
+    Sequence& sequence = *batch[part_idx].sequence;
+    const int64_t pos0 = sequence.n_past();
+    Status status = sequence.cache_.PrepareWrite(
+        pos0, pos0 + static_cast<int64_t>(batch[part_idx].tokens.size()));
+    if (!status.ok()) {
+      for (size_t done = 0; done < part_idx; ++done) {
+        Sequence& prepared = *batch[done].sequence;
+        prepared.cache_.Truncate(prepared.n_past());
+      }
+      return Err(status);
+    }
   }
 
   // Buffers are sized by the batch; a batch too large for memory is the
   // caller's limit to enforce, but it must fail cleanly, not abort.
+  Result<std::vector<float>> logits = Err(Status::Internal("not evaluated"));
   try {
-    return Evaluate(sequence, tokens, all_logits);
+    logits = Evaluate(batch);
   } catch (const std::bad_alloc&) {
-    return Err(Status::ResourceExhausted("out of memory evaluating " + std::to_string(n_tokens) +
-                                         " tokens"));
+    int64_t n_tokens = 0;
+    for (const SequenceBatch& part : batch) n_tokens += static_cast<int64_t>(part.tokens.size());
+    logits = Err(Status::ResourceExhausted("out of memory evaluating " + std::to_string(n_tokens) +
+                                           " tokens"));
   }
+  if (!logits) {
+    for (const SequenceBatch& part : batch) part.sequence->cache_.Truncate(part.sequence->n_past());
+    return logits;
+  }
+  for (const SequenceBatch& part : batch) {
+    Sequence& sequence = *part.sequence;
+    sequence.tokens_.insert(sequence.tokens_.end(), part.tokens.begin(), part.tokens.end());
+    PublishPages(sequence);
+  }
+  return logits;
 }
 
 void Model::AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t pos0,
@@ -291,6 +387,7 @@ void Model::AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t
   thread_local std::vector<uint8_t> prepared;
   thread_local std::vector<float> scores;
   thread_local std::vector<float> out;
+  thread_local std::vector<float> part;  // one page's share of out
   const int64_t act_bytes = kernels::ActRowBytes(key_kernels->act_format, head_dim);
   prepared.resize(static_cast<size_t>(act_bytes * n_queries));
   scores.resize(static_cast<size_t>(n_max * n_queries));
@@ -302,11 +399,13 @@ void Model::AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t
 
   // scores[c][pos] = K[pos] . q_c
   const int64_t key_offset = cache.KeyBytes(kv_head * head_dim);
+  const int64_t key_row_bytes = cache.layout().key_row_bytes();
   for (int64_t pos = 0; pos < n_max; pos += kernels::kMaxTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kernels::kMaxTileRows, n_max - pos));
-    key_kernels->dot_tile(head_dim, cache.KeyRow(layer_idx, pos) + key_offset,
-                          cache.key_row_bytes(), rows, prepared.data(), act_bytes, n_queries,
-                          scores.data() + pos, n_max);
+    // pos is a multiple of the tile rows, and so of nothing that crosses a
+    // page (pages hold a multiple of 4 positions).
+    key_kernels->dot_tile(head_dim, cache.KeyRow(layer_idx, pos) + key_offset, key_row_bytes, rows,
+                          prepared.data(), act_bytes, n_queries, scores.data() + pos, n_max);
   }
   // Scale, mask the positions a query may not see, softmax.
   for (int c = 0; c < n_queries; ++c) {
@@ -317,15 +416,27 @@ void Model::AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t
     std::fill(row + n_visible, row + n_max, 0.0f);
   }
   // out[c][i] = sum_pos V[pos][i] * p_c[pos]: row i of the transposed values
-  // against each query's weights.
+  // against each query's weights, page by page (the first page writes out,
+  // later ones add their part).
   const int64_t first_dim = kv_head * head_dim_v;
   const int64_t score_bytes = n_max * static_cast<int64_t>(sizeof(float));
-  for (int64_t dim = 0; dim < head_dim_v; dim += kernels::kMaxTileRows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kernels::kMaxTileRows, head_dim_v - dim));
-    value_kernels->dot_tile(n_max, cache.ValueRow(layer_idx, first_dim + dim),
-                            cache.value_row_bytes(), rows,
-                            reinterpret_cast<const uint8_t*>(scores.data()), score_bytes, n_queries,
-                            out.data() + dim, head_dim_v);
+  const int64_t per_page = cache.page_positions();
+  const int64_t value_row_bytes = cache.layout().value_row_bytes();
+  for (int64_t page_start = 0; page_start < n_max; page_start += per_page) {
+    const int64_t page_index = page_start / per_page;
+    const int64_t n_in_page = std::min(per_page, n_max - page_start);
+    if (page_start != 0) part.resize(out.size());
+    float* target = page_start == 0 ? out.data() : part.data();
+    for (int64_t dim = 0; dim < head_dim_v; dim += kernels::kMaxTileRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kernels::kMaxTileRows, head_dim_v - dim));
+      value_kernels->dot_tile(n_in_page, cache.ValueRow(layer_idx, page_index, first_dim + dim),
+                              value_row_bytes, rows,
+                              reinterpret_cast<const uint8_t*>(scores.data() + page_start),
+                              score_bytes, n_queries, target + dim, head_dim_v);
+    }
+    if (page_start != 0) {
+      for (size_t idx = 0; idx < out.size(); ++idx) out[idx] += part[idx];
+    }
   }
   for (int c = 0; c < n_queries; ++c) {
     std::memcpy(attn + token_of[c] * attn_dim + head_of[c] * head_dim_v,
@@ -333,24 +444,36 @@ void Model::AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t
   }
 }
 
-Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const int32_t> tokens,
-                                           bool all_logits) const {
+Result<std::vector<float>> Model::Evaluate(std::span<const SequenceBatch> batch) const {
   const ModelHparams& hp = hparams_;
-  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
-  const int64_t pos0 = sequence.n_past_;
   ThreadPool* pool = pool_.get();
   const int64_t n_embd = hp.n_embd;
   const int64_t n_ff = hp.n_ff;
   const int64_t head_dim = hp.head_dim;
-  const int64_t head_dim_v = hp.head_dim_v;
   const int64_t q_dim = hp.n_head * head_dim;
   const int64_t k_dim = hp.n_head_kv * head_dim;
-  const int64_t v_dim = hp.n_head_kv * head_dim_v;
-  const int64_t attn_dim = hp.n_head * head_dim_v;
+  const int64_t v_dim = hp.n_head_kv * hp.head_dim_v;
+  const int64_t attn_dim = hp.n_head * hp.head_dim_v;
   const int64_t heads_per_kv = hp.n_head / hp.n_head_kv;
   const int64_t half_rot = hp.n_rot / 2;
-  KvCache& cache = sequence.cache_;
-  cache.Reserve(pos0 + n_tokens);
+
+  // The batch's tokens, part after part: where each part starts in the
+  // token rows, and each token's part and position.
+  const auto n_parts = static_cast<int64_t>(batch.size());
+  std::vector<int64_t> part_first(static_cast<size_t>(n_parts) + 1, 0);  // (n_parts + 1)
+  for (int64_t part = 0; part < n_parts; ++part) {
+    part_first[part + 1] = part_first[part] + static_cast<int64_t>(batch[part].tokens.size());
+  }
+  const int64_t n_tokens = part_first[n_parts];
+  std::vector<int64_t> token_part(static_cast<size_t>(n_tokens));  // (n_tokens)
+  std::vector<int64_t> token_pos(static_cast<size_t>(n_tokens));   // (n_tokens)
+  for (int64_t part = 0; part < n_parts; ++part) {
+    const int64_t pos0 = batch[part].sequence->n_past();
+    for (int64_t t = part_first[part]; t < part_first[part + 1]; ++t) {
+      token_part[t] = part;
+      token_pos[t] = pos0 + (t - part_first[part]);
+    }
+  }
 
   auto sized = [](int64_t rows, int64_t cols) {
     return std::vector<float>(static_cast<size_t>(rows * cols));
@@ -375,17 +498,29 @@ Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const i
     });
   };
 
-  // x = token_embd[tokens]; the rotations of this batch's positions.
+  // x = token_embd[tokens]; the rotations of each token's position.
   for (int64_t t = 0; t < n_tokens; ++t) {
+    const int32_t token = batch[token_part[t]].tokens[t - part_first[token_part[t]]];
     XNAI_RETURN_IF_ERROR(DequantizeRow(token_embd_.type,
-                                       token_embd_.data + tokens[t] * token_embd_.row_bytes,
+                                       token_embd_.data + token * token_embd_.row_bytes,
                                        x.data() + t * n_embd, n_embd));
   }
   const float* rope_freqs = rope_freqs_.empty() ? nullptr : rope_freqs_.data();
   for_tokens([&](int64_t t) {
-    ops::RopeAngles(hp.n_rot, pos0 + t, hp.rope_theta, rope_freqs, rope_cos.data() + t * half_rot,
-                    rope_sin.data() + t * half_rot);
+    ops::RopeAngles(hp.n_rot, token_pos[t], hp.rope_theta, rope_freqs,
+                    rope_cos.data() + t * half_rot, rope_sin.data() + t * half_rot);
   });
+
+  // Attention work items: tiles of queries that share a KV head, within one
+  // part (see below); item_part_first[p] is part p's first item.
+  std::vector<int64_t> part_tiles(static_cast<size_t>(n_parts));         // tiles per KV head
+  std::vector<int64_t> item_first(static_cast<size_t>(n_parts) + 1, 0);  // (n_parts + 1)
+  for (int64_t part = 0; part < n_parts; ++part) {
+    const int64_t queries_per_kv = (part_first[part + 1] - part_first[part]) * heads_per_kv;
+    part_tiles[part] = (queries_per_kv + kernels::kMaxTileCols - 1) / kernels::kMaxTileCols;
+    item_first[part + 1] = item_first[part] + hp.n_head_kv * part_tiles[part];
+  }
+  const int64_t n_items = item_first[n_parts];
 
   for (const Layer& layer : layers_) {
     const int64_t layer_idx = &layer - layers_.data();
@@ -423,22 +558,26 @@ Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const i
         }
         ops::RopeApply(k_head, hp.n_rot, hp.rope_style, cos_t, sin_t);
       }
-      cache.Store(layer_idx, pos0 + t, k_t, v_t);
+      batch[token_part[t]].sequence->cache_.Store(layer_idx, token_pos[t], k_t, v_t);
     });
 
-    // Causal attention: token t (at pos0 + t) sees positions 0 .. pos0 + t.
-    // Queries that share a KV head (the heads of one group at consecutive
-    // tokens) go in tiles of up to kMaxTileCols, so each cached key and value
-    // is read once per tile: scores = K q (rows of K against the tile's
-    // queries), softmax per query, out = V^T p (rows of the transposed values
-    // against the tile's weights), both with the cache types' kernels.
-    const int64_t queries_per_kv = n_tokens * heads_per_kv;
-    const int64_t tiles_per_kv =
-        (queries_per_kv + kernels::kMaxTileCols - 1) / kernels::kMaxTileCols;
-    pool->ParallelFor(hp.n_head_kv * tiles_per_kv, 1, [&](int64_t begin, int64_t end) {
+    // Causal attention within each part: its token t (at pos0 + t) sees
+    // positions 0 .. pos0 + t of its own sequence. Queries that share a KV
+    // head (the heads of one group at consecutive tokens) go in tiles of up
+    // to kMaxTileCols, so each cached key and value is read once per tile:
+    // scores = K q (rows of K against the tile's queries), softmax per
+    // query, out = V^T p (rows of the transposed values against the tile's
+    // weights), both with the cache types' kernels.
+    pool->ParallelFor(n_items, 1, [&](int64_t begin, int64_t end) {
+      int64_t part = 0;
       for (int64_t item = begin; item < end; ++item) {
-        AttendTile(layer_idx, item / tiles_per_kv, item % tiles_per_kv, pos0, n_tokens, q.data(),
-                   cache, attn.data());
+        while (item >= item_first[part + 1]) ++part;
+        const int64_t local = item - item_first[part];
+        const int64_t first_token = part_first[part];
+        AttendTile(layer_idx, local / part_tiles[part], local % part_tiles[part],
+                   token_pos[first_token], part_first[part + 1] - first_token,
+                   q.data() + first_token * q_dim, batch[part].sequence->cache_,
+                   attn.data() + first_token * attn_dim);
       }
     });
     XNAI_RETURN_IF_ERROR(ops::MatMul(layer.wo, attn.data(), n_tokens, proj.data(), pool));
@@ -465,17 +604,20 @@ Result<std::vector<float>> Model::Evaluate(Sequence& sequence, std::span<const i
     });
   }
 
-  // logits = W_out * RmsNorm(x), for every token or only the last.
-  const int64_t first_out = all_logits ? 0 : n_tokens - 1;
-  const int64_t n_out = n_tokens - first_out;
-  for (int64_t t = first_out; t < n_tokens; ++t) {
-    ops::RmsNorm(x.data() + t * n_embd, output_norm_.data(), xn.data() + (t - first_out) * n_embd,
+  // logits = W_out * RmsNorm(x), for every token of the parts that asked,
+  // else the last token of the part.
+  std::vector<int64_t> out_rows;  // token rows whose logits are returned, in order
+  for (int64_t part = 0; part < n_parts; ++part) {
+    const int64_t first = batch[part].all_logits ? part_first[part] : part_first[part + 1] - 1;
+    for (int64_t t = first; t < part_first[part + 1]; ++t) out_rows.push_back(t);
+  }
+  const auto n_out = static_cast<int64_t>(out_rows.size());
+  for (int64_t row = 0; row < n_out; ++row) {
+    ops::RmsNorm(x.data() + out_rows[row] * n_embd, output_norm_.data(), xn.data() + row * n_embd,
                  n_embd, hp.rms_eps);
   }
   std::vector<float> logits = sized(n_out, hp.n_vocab);  // (n_out, n_vocab)
   XNAI_RETURN_IF_ERROR(ops::MatMul(output_, xn.data(), n_out, logits.data(), pool));
-
-  sequence.n_past_ = pos0 + n_tokens;
   return logits;
 }
 

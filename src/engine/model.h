@@ -63,31 +63,50 @@ struct ModelOptions {
   // values F16 (default) or F32.
   TensorType key_cache_type = TensorType::kF16;
   TensorType value_cache_type = TensorType::kF16;
+  // Positions per KV page (a multiple of 4): the unit of cache growth and of
+  // prefix reuse.
+  int64_t kv_page_positions = 64;
 };
 
 class Model;
 
-// One sequence's state: how many positions it has evaluated and their keys
-// and values. Made by Model::NewSequence; movable, not copyable.
+// One sequence's state: the tokens it has evaluated and their keys and
+// values (pages of the model's KvPagePool). Made by Model::NewSequence;
+// movable, not copyable.
 class Sequence {
  public:
   Sequence(Sequence&&) = default;
   Sequence& operator=(Sequence&&) = default;
 
   // Positions evaluated so far (the next token goes at this position).
-  int64_t n_past() const { return n_past_; }
+  int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
+  // The tokens evaluated so far, in order.
+  std::span<const int32_t> tokens() const { return tokens_; }
+  // KV pages this sequence holds (shared ones included).
+  int64_t n_pages() const { return cache_.n_pages(); }
   // Forgets every position after the first n_keep (all of them for 0), so the
   // sequence can continue differently from there; the kept prefix stays
-  // cached. n_keep beyond n_past() is clamped.
-  void Truncate(int64_t n_keep) { n_past_ = n_keep < 0 ? 0 : std::min(n_keep, n_past_); }
+  // cached. n_keep beyond n_past() is clamped. Pages past the kept prefix go
+  // back to the pool.
+  void Truncate(int64_t n_keep);
 
  private:
   friend class Model;
   Sequence(const Model* owner, KvCache cache) : owner_(owner), cache_(std::move(cache)) {}
 
   const Model* owner_;
-  int64_t n_past_ = 0;
+  std::vector<int32_t> tokens_;
+  // Prefix-cache keys of the leading full pages already published (or
+  // adopted): page_keys_[i] names tokens [0, (i + 1) * page_positions).
+  std::vector<uint64_t> page_keys_;
   KvCache cache_;
+};
+
+// One sequence's part of a batched forward pass.
+struct SequenceBatch {
+  Sequence* sequence = nullptr;
+  std::span<const int32_t> tokens;  // evaluated at positions n_past() ..
+  bool all_logits = false;          // logits after every token, else after the last only
 };
 
 class Model {
@@ -114,6 +133,18 @@ class Model {
   // A new, empty sequence for this model (its cache grows as it is used).
   Sequence NewSequence() const;
 
+  // The pool every sequence's KV pages come from: cap it (SetMaxPages) to
+  // bound the cache's memory; its prefix cache serves ReusePrefix.
+  KvPagePool& kv_pool() const { return *kv_pool_; }
+
+  // Prefix reuse for an empty `sequence` that is about to evaluate `prompt`:
+  // adopts the cached pages of the longest run of leading full pages of
+  // `prompt` that earlier sequences published, leaving at least the last
+  // token to evaluate (its logits are needed). Returns the positions reused
+  // (a multiple of the page size); the caller then evaluates
+  // prompt[returned..]. 0 for a sequence that is not empty.
+  int64_t ReusePrefix(Sequence& sequence, std::span<const int32_t> prompt) const;
+
   // Evaluates `tokens` at positions n_past() .. n_past() + n - 1 of `sequence`
   // (causal attention over everything the sequence has seen), appends them to
   // its cache and returns the logits: (n, n_vocab) row-major when all_logits,
@@ -122,8 +153,21 @@ class Model {
   // `tokens`, a token id outside [0, n_vocab) (naming it and its index), more
   // positions than the context holds, or a sequence made by another model;
   // ResourceExhausted when the batch's buffers cannot be allocated.
+  //
+  // Each full page of the sequence is published to the pool's prefix cache
+  // (see kv_cache.h) once evaluated.
   Result<std::vector<float>> Forward(Sequence& sequence, std::span<const int32_t> tokens,
                                      bool all_logits) const;
+
+  // Several sequences in one pass (continuous batching): every matrix
+  // product runs once over all their tokens; attention stays within each
+  // sequence. The logits are the rows Forward would return for each part,
+  // concatenated in `batch` order. Results equal separate Forward calls up
+  // to float rounding (tiles group dot products differently).
+  // Errors: those of Forward, naming the part (the sequences are all left
+  // unchanged), InvalidArgument for a sequence given twice, and
+  // ResourceExhausted when the KV pool cannot supply the pages.
+  Result<std::vector<float>> ForwardBatch(std::span<const SequenceBatch> batch) const;
 
  private:
   struct Layer;
@@ -133,9 +177,10 @@ class Model {
   // `kv_head` (see Evaluate) into attn (n_tokens, n_head * head_dim_v).
   void AttendTile(int64_t layer_idx, int64_t kv_head, int64_t tile, int64_t pos0, int64_t n_tokens,
                   const float* q, const KvCache& cache, float* attn) const;
-  // Forward after its argument checks.
-  Result<std::vector<float>> Evaluate(Sequence& sequence, std::span<const int32_t> tokens,
-                                      bool all_logits) const;
+  // ForwardBatch after its argument checks, with every part's pages ready.
+  Result<std::vector<float>> Evaluate(std::span<const SequenceBatch> batch) const;
+  // Publishes the sequence's full pages not yet in the prefix cache.
+  void PublishPages(Sequence& sequence) const;
 
   ModelHparams hparams_;
   ModelOptions options_;
@@ -145,6 +190,7 @@ class Model {
   std::vector<float> rope_freqs_;     // (n_rot / 2), empty when the file has none
   std::vector<Layer> layers_;         // (n_layer)
   std::unique_ptr<ThreadPool> pool_;  // options_.n_threads threads
+  std::unique_ptr<KvPagePool> kv_pool_;
   // Kernels of the KV cache's key and value types on the CPU path of Load.
   const kernels::TypeKernels* key_kernels_ = nullptr;
   const kernels::TypeKernels* value_kernels_ = nullptr;

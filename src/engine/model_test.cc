@@ -775,5 +775,182 @@ TEST(Ops, MatMulAllTypesPathsAndThreads) {
   SetActiveCpuPath(active);
 }
 
+// --- paged KV cache, batches of sequences, prefix reuse ---------------------------
+
+ModelOptions SmallPages(int64_t positions = 4) {
+  ModelOptions options;
+  options.kv_page_positions = positions;
+  return options;
+}
+
+TEST(ModelPaging, SmallPagesGiveTheSameLogits) {
+  auto one_page = MustLoad(SpecFor("qwen3"));
+  auto small = MustLoad(SpecFor("qwen3"), SmallPages(4));
+  ASSERT_TRUE(one_page->model && small->model);
+  const std::vector<int32_t> tokens = Tokens(30, 4);
+  Sequence a = one_page->model->NewSequence(), b = small->model->NewSequence();
+  auto want = one_page->model->Forward(a, tokens, true);
+  auto got = small->model->Forward(b, tokens, true);
+  ASSERT_TRUE(want && got);
+  ExpectClose(*got, *want, 1e-5, "4-position pages");
+  EXPECT_EQ(b.n_pages(), 8);  // ceil(30 / 4)
+  EXPECT_EQ(a.n_pages(), 1);
+  // Decoding across page boundaries one token at a time.
+  Sequence stepwise = small->model->NewSequence();
+  std::vector<float> steps;
+  for (int32_t token : tokens) {
+    auto row = small->model->Forward(stepwise, std::span(&token, 1), false);
+    ASSERT_TRUE(row.has_value());
+    steps.insert(steps.end(), row->begin(), row->end());
+  }
+  ExpectClose(steps, *want, 1e-4, "stepwise over pages");
+  TinyModel odd;
+  auto refused = LoadTiny(SpecFor("qwen3"), odd, SmallPages(6));  // not a multiple of 4
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("multiple of 4"), std::string::npos);
+}
+
+TEST(ModelPaging, BatchOfSequencesEqualsSeparateCalls) {
+  auto tiny = MustLoad(SpecFor("qwen2"), SmallPages(4));
+  ASSERT_NE(tiny->model, nullptr);
+  const Model& model = *tiny->model;
+  // Three sequences at different points: a fresh prompt, one decoding, one
+  // with a second chunk of prompt.
+  const std::vector<int32_t> a = Tokens(9, 1), b = Tokens(7, 2), c = Tokens(13, 3);
+  Sequence alone_a = model.NewSequence(), alone_b = model.NewSequence(),
+           alone_c = model.NewSequence();
+  ASSERT_TRUE(model.Forward(alone_b, std::span(b).first(6), false));
+  ASSERT_TRUE(model.Forward(alone_c, std::span(c).first(5), false));
+  Sequence seq_a = model.NewSequence(), seq_b = model.NewSequence(), seq_c = model.NewSequence();
+  ASSERT_TRUE(model.Forward(seq_b, std::span(b).first(6), false));
+  ASSERT_TRUE(model.Forward(seq_c, std::span(c).first(5), false));
+
+  auto want_a = model.Forward(alone_a, a, true);
+  auto want_b = model.Forward(alone_b, std::span(b).subspan(6), false);
+  auto want_c = model.Forward(alone_c, std::span(c).subspan(5), false);
+  ASSERT_TRUE(want_a && want_b && want_c);
+  const SequenceBatch batch[] = {{&seq_a, a, true},
+                                 {&seq_b, std::span(b).subspan(6), false},
+                                 {&seq_c, std::span(c).subspan(5), false}};
+  auto got = model.ForwardBatch(batch);
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  std::vector<float> want = *want_a;
+  want.insert(want.end(), want_b->begin(), want_b->end());
+  want.insert(want.end(), want_c->begin(), want_c->end());
+  ExpectClose(*got, want, 1e-5, "batched");
+  EXPECT_EQ(seq_a.n_past(), 9);
+  EXPECT_EQ(seq_b.n_past(), 7);
+  EXPECT_EQ(seq_c.n_past(), 13);
+  EXPECT_EQ(std::vector<int32_t>(seq_c.tokens().begin(), seq_c.tokens().end()), c);
+}
+
+TEST(ModelPaging, BatchErrorsNameThePartAndChangeNothing) {
+  auto tiny = MustLoad(SpecFor("llama"));
+  ASSERT_NE(tiny->model, nullptr);
+  const Model& model = *tiny->model;
+  Sequence first = model.NewSequence(), second = model.NewSequence();
+  const std::vector<int32_t> good = Tokens(3, 1), bad = {1, 99};
+  const SequenceBatch twice[] = {{&first, good, false}, {&first, good, false}};
+  auto dup = model.ForwardBatch(twice);
+  ASSERT_FALSE(dup);
+  EXPECT_NE(dup.error().message().find("twice"), std::string::npos);
+  const SequenceBatch with_bad[] = {{&first, good, false}, {&second, bad, false}};
+  auto out_of_range = model.ForwardBatch(with_bad);
+  ASSERT_FALSE(out_of_range);
+  EXPECT_NE(out_of_range.error().message().find("(sequence 1)"), std::string::npos)
+      << out_of_range.error().message();
+  EXPECT_EQ(first.n_past(), 0);
+  EXPECT_EQ(first.n_pages(), 0);
+  EXPECT_FALSE(model.ForwardBatch({}));
+}
+
+TEST(ModelPaging, PrefixReuseSkipsCachedPagesAndGivesTheSameLogits) {
+  auto tiny = MustLoad(SpecFor("qwen3"), SmallPages(4));
+  ASSERT_NE(tiny->model, nullptr);
+  const Model& model = *tiny->model;
+  const std::vector<int32_t> shared = Tokens(14, 7);
+  std::vector<int32_t> prompt_b = shared;
+  const std::vector<int32_t> tail = Tokens(6, 8);
+  prompt_b.insert(prompt_b.end(), tail.begin(), tail.end());
+
+  Sequence a = model.NewSequence();
+  ASSERT_TRUE(model.Forward(a, shared, false));  // publishes 3 full pages (12 positions)
+  Sequence b = model.NewSequence();
+  EXPECT_EQ(model.ReusePrefix(b, prompt_b), 12);
+  EXPECT_EQ(b.n_past(), 12);
+  auto got = model.Forward(b, std::span(prompt_b).subspan(12), true);
+  Sequence fresh = model.NewSequence();
+  auto want = model.Forward(fresh, prompt_b, true);
+  ASSERT_TRUE(got && want);
+  ExpectClose(*got, Slice(*want, 12, 8, 64), 1e-5, "after reuse");
+  EXPECT_GE(model.kv_pool().cache_stats().hits, 3);
+
+  // A prompt that differs inside the second page reuses only the first.
+  std::vector<int32_t> prompt_c = shared;
+  prompt_c[5] = (prompt_c[5] + 1) % 64;
+  Sequence c = model.NewSequence();
+  EXPECT_EQ(model.ReusePrefix(c, prompt_c), 4);
+  // The last token is always evaluated: a prompt of exactly 12 cached
+  // positions reuses 8.
+  Sequence d = model.NewSequence();
+  EXPECT_EQ(model.ReusePrefix(d, std::span(shared).first(12)), 8);
+  // Only empty sequences adopt a prefix.
+  EXPECT_EQ(model.ReusePrefix(a, prompt_b), 0);
+}
+
+TEST(ModelPaging, WritingIntoASharedPageCopiesIt) {
+  auto tiny = MustLoad(SpecFor("llama"), SmallPages(4));
+  ASSERT_NE(tiny->model, nullptr);
+  const Model& model = *tiny->model;
+  const std::vector<int32_t> tokens = Tokens(12, 9);
+  Sequence a = model.NewSequence();
+  ASSERT_TRUE(model.Forward(a, std::span(tokens).first(8), false));
+  Sequence b = model.NewSequence();
+  ASSERT_EQ(model.ReusePrefix(b, tokens), 8);  // shares a's two pages
+  // b rewrites position 6 onwards (inside the shared second page).
+  b.Truncate(6);
+  const std::vector<int32_t> other = Tokens(4, 10);
+  ASSERT_TRUE(model.Forward(b, other, false));
+  // a continues as if b did not exist.
+  auto got = model.Forward(a, std::span(tokens).subspan(8), true);
+  Sequence fresh = model.NewSequence();
+  auto want = model.Forward(fresh, tokens, true);
+  ASSERT_TRUE(got && want);
+  ExpectClose(*got, Slice(*want, 8, 4, 64), 1e-5, "a after b's writes");
+}
+
+TEST(ModelPaging, PageLimitFailsCleanlyAndEvictsIdleCache) {
+  auto tiny = MustLoad(SpecFor("qwen2"), SmallPages(4));
+  ASSERT_NE(tiny->model, nullptr);
+  const Model& model = *tiny->model;
+  KvPagePool& pool = model.kv_pool();
+  pool.SetMaxPages(5);
+  EXPECT_EQ(pool.pages_available(), 5);
+  {
+    Sequence a = model.NewSequence();
+    ASSERT_TRUE(model.Forward(a, Tokens(16, 1), false));  // 4 pages, all published
+    EXPECT_EQ(pool.pages_in_use(), 4);
+    EXPECT_EQ(pool.pages_available(), 1);
+    Sequence b = model.NewSequence();
+    auto over = model.Forward(b, Tokens(8, 2), false);  // needs 2
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().code(), Code::kResourceExhausted);
+    EXPECT_NE(over.error().message().find("KV cache is full"), std::string::npos);
+    EXPECT_EQ(b.n_past(), 0);
+    EXPECT_EQ(b.n_pages(), 0);
+    EXPECT_EQ(pool.pages_in_use(), 4);
+  }
+  // a is gone; its pages stay cached but are evictable.
+  EXPECT_EQ(pool.pages_in_use(), 4);
+  EXPECT_EQ(pool.pages_cached_idle(), 4);
+  EXPECT_EQ(pool.pages_available(), 5);
+  Sequence c = model.NewSequence();
+  ASSERT_TRUE(model.Forward(c, Tokens(20, 3), false));  // 5 pages: evicts all four
+  EXPECT_EQ(pool.pages_in_use(), 5);
+  EXPECT_EQ(pool.cache_stats().evictions, 4);
+  c.Truncate(0);
+  EXPECT_EQ(c.n_pages(), 0);
+}
+
 }  // namespace
 }  // namespace xnai::engine
