@@ -245,9 +245,15 @@ void Scheduler::RecordRates(int64_t prompt_tokens, int64_t generated_tokens) {
 void Scheduler::Loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [this] {
+    const bool has_work = wake_.wait_for(lock, std::chrono::seconds(1), [this] {
       return stopping_ || !queue_.empty() || !active_.empty() || !cancel_requests_.empty();
     });
+    if (!has_work) {
+      // Idle: let the rate gauges fall to zero.
+      RecordRates(0, 0);
+      PublishGauges();
+      continue;
+    }
     if (stopping_) break;
 
     // Cancellations: queued jobs just go; running ones free their sequence.
@@ -267,27 +273,10 @@ void Scheduler::Loop() {
     cancel_requests_.clear();
 
     Admit();
-    stats_.queued = static_cast<int64_t>(queue_.size());
-    stats_.active = static_cast<int64_t>(active_.size());
-    if (metrics_ != nullptr) {
-      const KvPagePool& pool = model_.kv_pool();
-      metrics_->Set(kQueueLength, {}, static_cast<double>(stats_.queued));
-      metrics_->Set(kActive, {}, static_cast<double>(stats_.active));
-      metrics_->Set(kKvPagesUsed, {}, static_cast<double>(pool.pages_in_use()));
-      const int64_t available = pool.pages_available();
-      metrics_->Set(
-          kKvPagesFree, {},
-          available == std::numeric_limits<int64_t>::max() ? -1.0 : static_cast<double>(available));
-      const KvPagePool::CacheStats cache = pool.cache_stats();
-      metrics_->Set(kPrefixHitRatio, {},
-                    cache.lookups == 0
-                        ? 0.0
-                        : static_cast<double>(cache.hits) / static_cast<double>(cache.lookups));
-      metrics_->Set(kGenRate, {}, stats_.gen_tok_s);
-      metrics_->Set(kPromptRate, {}, stats_.prompt_tok_s);
-    }
+    PublishGauges();
     if (active_.empty()) continue;
     Step(lock);
+    PublishGauges();
   }
 
   // Shutting down: everyone left gets an error.
@@ -296,6 +285,29 @@ void Scheduler::Loop() {
   for (auto& job : active_) Fail(*job, gone);
   queue_.clear();
   active_.clear();
+}
+
+void Scheduler::PublishGauges() {
+  // Under mutex_.
+  stats_.queued = static_cast<int64_t>(queue_.size());
+  stats_.active = static_cast<int64_t>(active_.size());
+  if (metrics_ != nullptr) {
+    const KvPagePool& pool = model_.kv_pool();
+    metrics_->Set(kQueueLength, {}, static_cast<double>(stats_.queued));
+    metrics_->Set(kActive, {}, static_cast<double>(stats_.active));
+    metrics_->Set(kKvPagesUsed, {}, static_cast<double>(pool.pages_in_use()));
+    const int64_t available = pool.pages_available();
+    metrics_->Set(
+        kKvPagesFree, {},
+        available == std::numeric_limits<int64_t>::max() ? -1.0 : static_cast<double>(available));
+    const KvPagePool::CacheStats cache = pool.cache_stats();
+    metrics_->Set(kPrefixHitRatio, {},
+                  cache.lookups == 0
+                      ? 0.0
+                      : static_cast<double>(cache.hits) / static_cast<double>(cache.lookups));
+    metrics_->Set(kGenRate, {}, stats_.gen_tok_s);
+    metrics_->Set(kPromptRate, {}, stats_.prompt_tok_s);
+  }
 }
 
 void Scheduler::Admit() {

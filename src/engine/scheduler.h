@@ -164,6 +164,8 @@ class Scheduler {
   // One step: admit, build the batch, run it, sample and report.
   void Step(std::unique_lock<std::mutex>& lock);
   void Admit();
+  // Updates stats_ counts and the gauges (under mutex_).
+  void PublishGauges();
   void Finish(Job& job, const std::string& reason);
   void Fail(Job& job, const Status& status);
   // Handles the token just sampled for `job`; returns false when the job
