@@ -401,43 +401,21 @@ struct HttpServer::Impl {
     co_return !ec;
   }
 
-  // Sends a streamed response (see ResponseStream): the header, then the
-  // producer's pieces as chunks (or raw bytes for HTTP/1.0) as they come,
-  // then the last chunk. Meanwhile a watcher reads the socket so that a
-  // client that goes away is noticed even when nothing is being written; the
-  // stream is then cancelled. Bytes the client sends meanwhile (a pipelined
-  // request) stay in `buffer`. Returns false when the connection is unusable.
+  // Sends a streamed response (see ResponseStream): once the producer has
+  // written something or closed the stream, the head (with the status the
+  // producer may have set meanwhile), then the producer's pieces as chunks
+  // (or raw bytes for HTTP/1.0) as they come, then the last chunk. All the
+  // while a watcher reads the socket so that a client that goes away is
+  // noticed even when nothing is being written; the stream is then
+  // cancelled. Bytes the client sends meanwhile (a pipelined request) stay in
+  // `buffer`. Returns false when the connection is unusable. `status` gets the
+  // status sent.
   asio::awaitable<bool> WriteStreamed(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                       const Response& response, unsigned version, bool keep_alive,
-                                      bool head, const std::string& request_id, size_t& bytes_out) {
+                                      bool head, const std::string& request_id, size_t& bytes_out,
+                                      int& status) {
     ResponseStream& body = *response.stream;
-    http::response<http::empty_body> res;
-    res.version(version);
-    res.result(static_cast<unsigned>(response.status));
-    res.set(http::field::server, "xnai");
-    res.set(http::field::content_type, response.content_type);
-    res.set("X-Request-Id", request_id);
-    for (const auto& [name, value] : response.headers) {
-      if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding") ||
-          IEquals(name, "connection")) {
-        continue;
-      }
-      res.insert(name, value);
-    }
-    res.set(http::field::connection, keep_alive ? "keep-alive" : "close");
-    const bool chunked = version >= 11 && !head;
-    if (chunked) res.chunked(true);
-    if (head) res.content_length(0);
-
     beast::error_code ec;
-    stream.expires_after(milliseconds(config.write_timeout_ms));
-    http::response_serializer<http::empty_body> serializer(res);
-    co_await http::async_write_header(stream, serializer, Await(ec));
-    stream.expires_never();
-    if (ec || head) {
-      body.Cancel();
-      co_return !ec && head;
-    }
 
     // The writer sleeps on `wake` until the producer writes, closes, or the
     // watcher sees the client go.
@@ -464,42 +442,90 @@ struct HttpServer::Impl {
           wake->cancel();
         },
         Completion("stream_watch"));
+    auto sleep = [&]() -> asio::awaitable<void> {
+      wake->expires_at(asio::steady_timer::time_point::max());
+      co_await wake->async_wait(Await(ec));
+    };
 
     bool ok = true;
-    std::string data;
-    for (;;) {
-      data.clear();
-      const bool closed = body.Take(data);
-      if (!data.empty()) {
-        stream.expires_after(milliseconds(config.write_timeout_ms));
-        if (chunked) {
-          co_await asio::async_write(stream, http::make_chunk(asio::buffer(data)), Await(ec));
-        } else {
-          co_await asio::async_write(stream, asio::buffer(data), Await(ec));
-        }
-        stream.expires_never();
-        if (ec) {
-          ok = false;
-          break;
-        }
-        bytes_out += data.size();
-        continue;  // more may have arrived meanwhile
-      }
-      if (closed) {
-        if (chunked) {
-          stream.expires_after(milliseconds(config.write_timeout_ms));
-          co_await asio::async_write(stream, http::make_chunk_last(), Await(ec));
-          stream.expires_never();
-          ok = !ec;
-        }
-        break;
-      }
+    // The head waits for the producer's first bytes (or its end): until
+    // then it may still choose the status.
+    ResponseStream::Head changes;
+    while (!head && !body.DecideHead(changes)) {
       if (watch->peer_gone) {
         ok = false;
         break;
       }
-      wake->expires_at(asio::steady_timer::time_point::max());
-      co_await wake->async_wait(Await(ec));
+      co_await sleep();
+    }
+    if (ok) {
+      http::response<http::empty_body> res;
+      res.version(version);
+      status = changes.status != 0 ? changes.status : response.status;
+      if (status < 100 || status > 999) status = 500;
+      res.result(static_cast<unsigned>(status));
+      res.set(http::field::server, "xnai");
+      res.set(http::field::content_type,
+              changes.content_type.empty() ? response.content_type : changes.content_type);
+      res.set("X-Request-Id", request_id);
+      using HeaderList = std::vector<std::pair<std::string, std::string>>;
+      for (const HeaderList* headers : {&response.headers, &std::as_const(changes.headers)}) {
+        for (const auto& [name, value] : *headers) {
+          if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding") ||
+              IEquals(name, "connection")) {
+            continue;
+          }
+          res.insert(name, value);
+        }
+      }
+      res.set(http::field::connection, keep_alive ? "keep-alive" : "close");
+      const bool chunked = version >= 11 && !head;
+      if (chunked) res.chunked(true);
+      if (head) res.content_length(0);
+      stream.expires_after(milliseconds(config.write_timeout_ms));
+      http::response_serializer<http::empty_body> serializer(res);
+      co_await http::async_write_header(stream, serializer, Await(ec));
+      stream.expires_never();
+      ok = !ec && !head;
+
+      std::string data;
+      while (ok) {
+        data.clear();
+        const bool closed = body.Take(data);
+        if (!data.empty()) {
+          stream.expires_after(milliseconds(config.write_timeout_ms));
+          if (chunked) {
+            co_await asio::async_write(stream, http::make_chunk(asio::buffer(data)), Await(ec));
+          } else {
+            co_await asio::async_write(stream, asio::buffer(data), Await(ec));
+          }
+          stream.expires_never();
+          if (ec) {
+            ok = false;
+            break;
+          }
+          bytes_out += data.size();
+          continue;  // more may have arrived meanwhile
+        }
+        if (closed) {
+          if (chunked) {
+            stream.expires_after(milliseconds(config.write_timeout_ms));
+            co_await asio::async_write(stream, http::make_chunk_last(), Await(ec));
+            stream.expires_never();
+            ok = !ec;
+          }
+          break;
+        }
+        if (watch->peer_gone) {
+          ok = false;
+          break;
+        }
+        co_await sleep();
+      }
+      if (head && !ec) {
+        body.Cancel();  // nobody reads the body of a HEAD
+        ok = true;
+      }
     }
     body.SetWaker(nullptr);
     if (!ok) body.Cancel();
@@ -509,10 +535,7 @@ struct HttpServer::Impl {
       watch->stopping = true;
       beast::error_code ignored;
       stream.socket().cancel(ignored);
-      while (!watch->done) {
-        wake->expires_at(asio::steady_timer::time_point::max());
-        co_await wake->async_wait(Await(ec));
-      }
+      while (!watch->done) co_await sleep();
     }
     co_return ok && !watch->peer_gone;
   }
@@ -693,9 +716,11 @@ struct HttpServer::Impl {
       // HTTP/1.0 has no chunked encoding: the body ends with the connection.
       if (message.version() < 11) keep_alive = false;
       size_t bytes_out = 0;
+      int status = response.status;
       written = co_await WriteStreamed(stream, buffer, response, message.version(), keep_alive,
-                                       head, request_id, bytes_out);
+                                       head, request_id, bytes_out, status);
       outcome.bytes_out = bytes_out;
+      outcome.status = status;
     } else {
       written =
           co_await WriteResponse(stream, response, message.version(), keep_alive, head, request_id);

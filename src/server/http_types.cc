@@ -25,6 +25,23 @@ void ResponseStream::Close() {
   if (waker) waker();
 }
 
+bool ResponseStream::SetStatus(int status, std::string content_type,
+                               std::vector<std::pair<std::string, std::string>> headers) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (head_decided_ || closed_ || !pending_.empty()) return false;
+  head_.status = status;
+  if (!content_type.empty()) head_.content_type = std::move(content_type);
+  for (auto& header : headers) head_.headers.push_back(std::move(header));
+  return true;
+}
+
+bool ResponseStream::DecideHead(Head& head) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!head_decided_ && (closed_ || !pending_.empty() || cancelled_)) head_decided_ = true;
+  if (head_decided_) head = head_;
+  return head_decided_;
+}
+
 bool ResponseStream::cancelled() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return cancelled_;

@@ -59,12 +59,28 @@ class ResponseStream {
   bool Write(std::string data);
   // Ends the body after what was written. Idempotent.
   void Close();
+  // Replaces the response's status (and content type, when not empty) and
+  // adds headers — only before the first Write or Close: the server sends
+  // the head when the first bytes (or the end) arrive, so a producer that
+  // fails before producing anything can still answer with an error status.
+  // Returns false (and changes nothing) once the head is decided.
+  bool SetStatus(int status, std::string content_type = "",
+                 std::vector<std::pair<std::string, std::string>> headers = {});
   bool cancelled() const;
   // Runs `fn` once when the stream is cancelled (at once if it already is).
   // Not run when the stream ends normally.
   void OnCancel(std::function<void()> fn);
 
   // --- for the server ---
+  // What SetStatus asked for (status 0: nothing).
+  struct Head {
+    int status = 0;
+    std::string content_type;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+  // Whether something was written or the stream closed (the head can go
+  // out); from then on SetStatus is refused. `head` receives its changes.
+  bool DecideHead(Head& head);
   // Moves what was written since the last call into `out`; returns whether
   // Close() has been called (everything is then in `out`).
   bool Take(std::string& out);
@@ -78,6 +94,8 @@ class ResponseStream {
   std::string pending_;
   bool closed_ = false;
   bool cancelled_ = false;
+  bool head_decided_ = false;
+  Head head_;
   std::function<void()> on_cancel_;
   std::function<void()> waker_;
 };
