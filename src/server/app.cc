@@ -11,6 +11,7 @@ void BuildRouter(Router& router, AppContext& app) {
   routes::AddCollectionRoutes(router, app);
   routes::AddDocumentRoutes(router, app);
   routes::AddSearchRoutes(router, app);
+  routes::AddOpenAiRoutes(router, app);
 }
 
 }  // namespace xnai::server

@@ -5,10 +5,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "base/config.h"
 #include "ingest/ingester.h"
+#include "llm/llm.h"
 #include "obs/metrics.h"
 #include "server/router.h"
 #include "store/blob_store.h"
@@ -25,9 +27,16 @@ struct AppContext {
   std::atomic<store::Store*> store{nullptr};
   std::atomic<store::BlobStore*> blobs{nullptr};
   std::atomic<ingest::Ingester*> ingester{nullptr};
+  // Models for /v1/*: set before the server starts, owned by the caller.
+  std::vector<llm::Llm*> chat_models;
+  llm::Embedder* embedder = nullptr;
+  // The "models" array of GET /health ([{"id", "kind", ...}]); null: none
+  // shown. Set before the server starts; called on a handler thread.
+  std::function<nlohmann::json()> models_status;
 };
 
-// Registers /health, /ready, /metrics, /openapi.json and the /api routes.
+// Registers /health, /ready, /metrics, /openapi.json, the /api routes and
+// the OpenAI-compatible /v1 routes.
 void BuildRouter(Router& router, AppContext& app);
 
 // The version string shown by /health and `xnai version`.

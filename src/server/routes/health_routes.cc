@@ -9,10 +9,14 @@ void AddHealthRoutes(Router& router, AppContext& app) {
   router.Add({"GET", "/health", "Liveness: status, version and uptime"}, [&app](Request&) {
     double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - app.started)
                         .count();
-    return JsonResponse({{"status", "ok"},
-                         {"version", Version()},
-                         {"uptime_seconds", uptime},
-                         {"ready", app.store.load() != nullptr}});
+    nlohmann::json body = {{"status", "ok"},
+                           {"version", Version()},
+                           {"uptime_seconds", uptime},
+                           {"ready", app.store.load() != nullptr}};
+    // Liveness stays "ok" while a remote model is down: restarting this
+    // process would not bring it back. The models say what is degraded.
+    if (app.models_status) body["models"] = app.models_status();
+    return JsonResponse(body);
   });
 
   router.Add({"GET", "/ready", "Readiness: 200 once the store is open, 503 before"},

@@ -16,6 +16,7 @@ void AddHealthRoutes(Router& router, AppContext& app);
 void AddCollectionRoutes(Router& router, AppContext& app);
 void AddDocumentRoutes(Router& router, AppContext& app);
 void AddSearchRoutes(Router& router, AppContext& app);
+void AddOpenAiRoutes(Router& router, AppContext& app);
 
 // JSON views of store records (the API's wire format).
 nlohmann::json CollectionJson(const store::Collection& c);
