@@ -37,6 +37,8 @@
 #include <utf8proc.h>
 #include <nlohmann/json.hpp>
 
+#include "base/utf8.h"
+
 namespace xnai::engine {
 namespace {
 
@@ -81,20 +83,8 @@ Decoded DecodeAt(std::string_view s, size_t i) {
 void AppendUtf8(std::string& out, char32_t cp) {
   if (cp >= kRawByte) {
     out.push_back(static_cast<char>(cp - kRawByte));
-  } else if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    xnai::AppendUtf8(out, cp);
   }
 }
 

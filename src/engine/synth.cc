@@ -10,6 +10,7 @@
 #include <numbers>
 #include <unordered_set>
 
+#include "base/utf8.h"
 #include "engine/fp16.h"
 #include "gguf/gguf_writer.h"
 
@@ -286,19 +287,6 @@ void FillRow(TensorType type, Rng& rng, float stddev, const uint16_t* half_table
 
 // --- tokenizers ----------------------------------------------------------------
 
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else {
-    out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  }
-}
-
 // The byte-level BPE alphabet: printable Latin-1 bytes stand for themselves,
 // the other bytes for U+0100 upwards in byte order (so a space is "Ġ").
 std::vector<std::string> ByteAlphabet() {
@@ -306,7 +294,8 @@ std::vector<std::string> ByteAlphabet() {
   uint32_t next = 256;
   for (int b = 0; b < 256; ++b) {
     const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-    AppendUtf8(printable ? static_cast<uint32_t>(b) : next++, out[static_cast<size_t>(b)]);
+    AppendUtf8(out[static_cast<size_t>(b)],
+               static_cast<char32_t>(printable ? static_cast<uint32_t>(b) : next++));
   }
   return out;
 }

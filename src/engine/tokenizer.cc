@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "base/utf8.h"
+
 namespace xnai::engine {
 namespace {
 
@@ -50,24 +52,6 @@ int32_t DecodeCodePoint(std::string_view text, size_t pos, size_t len) {
       return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
     default:
       return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
-  }
-}
-
-void AppendUtf8(int32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
   }
 }
 
@@ -336,7 +320,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
       bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
       int32_t cp = printable ? b : next++;
       im.byte_to_unicode[b].clear();
-      AppendUtf8(cp, im.byte_to_unicode[b]);
+      AppendUtf8(im.byte_to_unicode[b], static_cast<char32_t>(cp));
       im.unicode_to_byte[cp] = static_cast<uint8_t>(b);
     }
   }
@@ -750,7 +734,7 @@ void Tokenizer::EncodeWordPiece(std::string_view text, std::vector<int32_t>& out
       bool ascii_symbol = c < 0x7F && (cat == UTF8PROC_CATEGORY_SM || cat == UTF8PROC_CATEGORY_SC ||
                                        cat == UTF8PROC_CATEGORY_SK || cat == UTF8PROC_CATEGORY_SO);
       std::string s;
-      AppendUtf8(utf8proc_tolower(c), s);
+      AppendUtf8(s, static_cast<char32_t>(utf8proc_tolower(c)));
       if (punct || ascii_symbol || IsCjk(c)) {
         end_word();
         words.back() = s;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/utf8.h"
 #include "ingest/parse.h"
 
 namespace xnai::ingest {
@@ -55,9 +56,6 @@ inline int Utf8SequenceLength(unsigned char lead) {
 
 // Decodes the code point at byte `pos` of valid UTF-8 and advances `pos`.
 char32_t DecodeCodePoint(std::string_view utf8, size_t& pos);
-
-// Appends the UTF-8 encoding of `cp` (invalid code points become U+FFFD).
-void AppendUtf8(std::string& out, char32_t cp);
 
 // Converts between code point and byte offsets of one UTF-8 string in
 // O(kStride) per lookup, keeping a checkpoint every kStride code points (so a
