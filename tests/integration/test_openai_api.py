@@ -385,8 +385,14 @@ class OpenAiApiTest(XnaiTestCase):
         self.assertEqual(self.metric(metrics, "xnai_llm_active_sequences"), 0)
 
     def test_small_budget_turns_the_excess_away_and_rss_stays_under_it(self):
-        budget = 200 << 20
-        server = self.serve("--parallel", "4", "--max-queue", "8", "--memory-budget", "200M")
+        # Weights (3 MiB), batch scratch (~4 MiB) and the fixed 96 MiB leave
+        # room for ~20 KV pages of 64 tokens: fewer than 64 clients need.
+        budget = 106 << 20
+        server = self.start_server(args=["--model", MODELS["tiny-chat"], "--threads", "2",
+                                         "--parallel", "8", "--max-queue", "8",
+                                         "--memory-budget", "106M"])
+        plan = [e for e in server.log_events() if e.get("event") == "llm.memory_plan"]
+        self.assertTrue(plan and plan[0]["kv_pages"] < 64, plan)
         peak = [0]
         stop = threading.Event()
 
