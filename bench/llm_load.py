@@ -72,14 +72,21 @@ def percentile(values, fraction):
     return ordered[index]
 
 
-def concurrent_streams(port, n_streams, max_tokens, prompt_words=24):
-    """`n_streams` requests at once (distinct prompts). Aggregate generation
-    tok/s = all completion tokens / wall time from first send to last end."""
+TOPICS = ("the sea", "a lighthouse", "winter", "a red fox", "the moon", "a small town",
+          "an old clock", "the river", "a garden", "a train journey", "the desert", "a violin",
+          "the first snow", "a lost key", "the market", "a paper boat")
+
+
+def concurrent_streams(port, n_streams, max_tokens):
+    """`n_streams` requests at once (distinct short prompts, ~20 tokens with
+    the chat template). Aggregate generation tok/s = all completion tokens /
+    wall time from first send to last end (prompt reading included)."""
     results = [None] * n_streams
 
     def worker(index):
-        words = " ".join("word%d" % ((index * 31 + k) % 997) for k in range(prompt_words))
-        results[index] = stream_chat(port, [{"role": "user", "content": words}], max_tokens)
+        prompt = "Tell me a short story about %s, number %d." % (TOPICS[index % len(TOPICS)],
+                                                                 index)
+        results[index] = stream_chat(port, [{"role": "user", "content": prompt}], max_tokens)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_streams)]
     start = time.monotonic()
@@ -104,14 +111,18 @@ def concurrent_streams(port, n_streams, max_tokens, prompt_words=24):
     }
 
 
-def prefix_reuse(port, prefix_words=750, max_tokens=8):
+def prefix_reuse(port, prefix_words=900, max_tokens=8):
     """The same long system prompt twice with different questions: time to
     first token of the first (cold) and second (prefix cached) request."""
-    system = " ".join("context%d" % (k % 1013) for k in range(prefix_words))
+    system = " ".join(("You answer questions about the documents below, citing each source "
+                       "by its number. ") for _ in range(prefix_words // 14))
     cold = stream_chat(port, [{"role": "system", "content": system},
                               {"role": "user", "content": "first question"}], max_tokens)
     warm = stream_chat(port, [{"role": "system", "content": system},
                               {"role": "user", "content": "second question"}], max_tokens)
+    if cold["status"] != 200 or warm["status"] != 200:
+        raise RuntimeError("prefix reuse requests failed: HTTP %s and %s"
+                           % (cold["status"], warm["status"]))
     return {"prompt_tokens": warm["prompt_tokens"], "cached_tokens": warm["cached_tokens"],
             "cold_ttft_s": cold["ttft_s"], "warm_ttft_s": warm["ttft_s"],
             "speedup": (cold["ttft_s"] / warm["ttft_s"]) if warm["ttft_s"] else None}

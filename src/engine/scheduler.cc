@@ -394,7 +394,15 @@ void Scheduler::Step(std::unique_lock<std::mutex>& lock) {
     prompt_tokens_in_batch += chunk;
   }
 
+  const auto step_start = Clock::now();
   Result<std::vector<float>> logits = model_.ForwardBatch(parts);
+  {
+    int64_t n_tokens = 0;
+    for (const auto& part : parts) n_tokens += static_cast<int64_t>(part.tokens.size());
+    log::Debug("llm.step", {{"sequences", parts.size()},
+                            {"tokens", n_tokens},
+                            {"ms", MsBetween(step_start, Clock::now())}});
+  }
   if (!logits) {
     if (logits.error().code() == Status::Code::kResourceExhausted && active_.size() > 1) {
       // Out of KV pages: set the youngest sequence aside and try again.
