@@ -13,6 +13,7 @@
 #include <random>
 
 #include "base/log.h"
+#include "llm/tool_calls.h"
 #include "server/routes/routes.h"
 
 namespace xnai::server::routes {
@@ -413,6 +414,11 @@ struct Exchange {
   ordered_json tokens = ordered_json::array(), token_logprobs = ordered_json::array(),
                top_logprobs = ordered_json::array();
   bool sent_role = false;
+  // Tools were offered: <tool_call> blocks in the output become tool_calls.
+  bool tools = false;
+  // Streaming with tools: text held back because it is (or may become) a
+  // tool call.
+  std::string held;
 
   ordered_json ChunkBase() const {
     return {{"id", id},
@@ -475,11 +481,62 @@ struct Exchange {
     Send(chunk);
   }
 
+  // OpenAI's tool_calls entries for the parsed calls.
+  static ordered_json ToolCallsJson(const std::vector<llm::ToolCall>& calls, bool with_index) {
+    ordered_json out = ordered_json::array();
+    for (size_t idx = 0; idx < calls.size(); ++idx) {
+      ordered_json call = ordered_json::object();
+      if (with_index) call["index"] = idx;
+      call["id"] = RandomId("call_");
+      call["type"] = "function";
+      call["function"] = {{"name", calls[idx].name}, {"arguments", calls[idx].arguments}};
+      out.push_back(std::move(call));
+    }
+    return out;
+  }
+
+  // Streaming with tools, at the end: the held text as content, or as
+  // tool-call deltas. Returns the finish reason to report.
+  std::string FlushToolCalls(const std::string& finish_reason) {
+    llm::ParsedToolCalls parsed = llm::ParseToolCalls(held);
+    if (parsed.calls.empty()) {
+      if (!held.empty()) StreamPiece(held, nullptr);
+      held.clear();
+      return finish_reason;
+    }
+    if (!parsed.content.empty()) StreamPiece(parsed.content, nullptr);
+    held.clear();
+    ordered_json calls = ToolCallsJson(parsed.calls, /*with_index=*/true);
+    for (ordered_json& call : calls) {
+      ordered_json chunk = ChunkBase();
+      ordered_json delta = ordered_json::object();
+      if (!sent_role) {
+        delta["role"] = "assistant";
+        delta["content"] = nullptr;
+        sent_role = true;
+      }
+      delta["tool_calls"] = ordered_json::array({call});
+      chunk["choices"] = {
+          {{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}};
+      Send(chunk);
+    }
+    return "tool_calls";
+  }
+
   void OnEvent(engine::GenerationEvent&& event) {
     if (stream->cancelled()) return;
     switch (event.kind) {
       case engine::GenerationEvent::Kind::kToken:
-        if (streaming) {
+        if (streaming && tools) {
+          // Content goes out up to a (possible) <tool_call>; from there on
+          // everything waits for the end.
+          held += event.text;
+          const size_t free = llm::ToolCallFreePrefix(held);
+          if (free > 0 && held.find("<tool_call>") != 0) {
+            StreamPiece(held.substr(0, free), &event);
+            held.erase(0, free);
+          }
+        } else if (streaming) {
           if (!event.text.empty() || logprobs) StreamPiece(event.text, &event);
         } else {
           text += event.text;
@@ -488,7 +545,13 @@ struct Exchange {
         break;
       case engine::GenerationEvent::Kind::kDone:
         if (streaming) {
-          if (!event.text.empty()) StreamPiece(event.text, nullptr);
+          std::string finish_reason = event.finish_reason;
+          if (tools) {
+            held += event.text;
+            finish_reason = FlushToolCalls(finish_reason);
+          } else if (!event.text.empty()) {
+            StreamPiece(event.text, nullptr);
+          }
           ordered_json chunk = ChunkBase();
           ordered_json choice = {{"index", 0}};
           if (chat) {
@@ -498,7 +561,7 @@ struct Exchange {
             choice["text"] = "";
           }
           choice["logprobs"] = nullptr;
-          choice["finish_reason"] = event.finish_reason;
+          choice["finish_reason"] = finish_reason;
           chunk["choices"] = {choice};
           Send(chunk);
           if (include_usage) {
@@ -516,15 +579,30 @@ struct Exchange {
                                {"model", model},
                                {"system_fingerprint", std::string("xnai-") + Version()}};
           ordered_json choice = {{"index", 0}};
-          if (chat) {
+          std::string finish_reason = event.finish_reason;
+          if (chat && tools) {
+            llm::ParsedToolCalls parsed = llm::ParseToolCalls(text);
+            if (!parsed.calls.empty()) {
+              choice["message"] = {
+                  {"role", "assistant"},
+                  {"content",
+                   parsed.content.empty() ? ordered_json(nullptr) : ordered_json(parsed.content)},
+                  {"refusal", nullptr},
+                  {"tool_calls", ToolCallsJson(parsed.calls, /*with_index=*/false)}};
+              finish_reason = "tool_calls";
+            }
+          }
+          if (chat && !choice.contains("message")) {
             choice["message"] = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
+          }
+          if (chat) {
             choice["logprobs"] =
                 logprobs ? ordered_json{{"content", logprob_content}} : ordered_json(nullptr);
           } else {
             choice["text"] = text;
             choice["logprobs"] = logprobs ? CompletionLogprobs() : ordered_json(nullptr);
           }
-          choice["finish_reason"] = event.finish_reason;
+          choice["finish_reason"] = finish_reason;
           body["choices"] = {choice};
           body["usage"] = UsageJson(event);
           stream->Write(Dump(body));
@@ -565,6 +643,7 @@ Response Generate(AppContext& app, const Request& http_request, bool chat) {
   XNAI_API_ASSIGN(params, ParseCommon(body, chat));
   llm::GenerateRequest& request = params.request;
   request.chat = chat;
+  std::string tool_choice = "auto";
   // Order-preserving copy: templates render tools' JSON in the client's order.
   const ordered_json ordered = ordered_json::parse(http_request.body, nullptr, false);
   if (chat) {
@@ -574,6 +653,22 @@ Response Generate(AppContext& app, const Request& http_request, bool chat) {
       if (!it->is_array()) return ErrorOf(FieldError("tools", "'tools' must be an array"));
       if (!it->empty()) request.tools = *it;
     }
+    // "none" keeps tools out of the prompt and the answer; "auto",
+    // "required" and a named function let the model call them (xnai does not
+    // force a call).
+    if (auto it = ordered.find("tool_choice"); it != ordered.end() && !it->is_null()) {
+      if (it->is_string()) {
+        tool_choice = it->get<std::string>();
+        if (tool_choice != "none" && tool_choice != "auto" && tool_choice != "required") {
+          return ErrorOf(
+              FieldError("tool_choice", "'tool_choice' must be none, auto, required or an object"));
+        }
+      } else if (!it->is_object()) {
+        return ErrorOf(
+            FieldError("tool_choice", "'tool_choice' must be none, auto, required or an object"));
+      }
+    }
+    if (tool_choice == "none") request.tools = nullptr;
     if (auto it = ordered.find("chat_template_kwargs"); it != ordered.end() && !it->is_null()) {
       if (!it->is_object()) {
         return ErrorOf(
@@ -603,6 +698,7 @@ Response Generate(AppContext& app, const Request& http_request, bool chat) {
   exchange->streaming = params.stream;
   exchange->include_usage = params.include_usage;
   exchange->logprobs = params.logprobs;
+  exchange->tools = chat && !request.tools.is_null() && tool_choice != "none";
   exchange->id = RandomId(chat ? "chatcmpl-" : "cmpl-");
   exchange->model = model->id();
   exchange->created = NowSeconds();
