@@ -137,7 +137,25 @@ Result<std::unique_ptr<llm::RemoteLlm>> CreateRemote(const ServeOptions& options
 nlohmann::json ModelsStatus(const LoadedModels& local, const llm::RemoteLlm* remote) {
   nlohmann::json models = nlohmann::json::array();
   for (const auto& model : local.chat) {
-    models.push_back({{"id", model->id()}, {"kind", "local"}});
+    const engine::Scheduler::Stats stats = model->stats();
+    const llm::MemoryPlan& plan = model->memory();
+    models.push_back({{"id", model->id()},
+                      {"kind", "local"},
+                      {"context", model->context_length()},
+                      {"queued", stats.queued},
+                      {"active", stats.active},
+                      {"gen_tok_s", stats.gen_tok_s},
+                      {"prompt_tok_s", stats.prompt_tok_s},
+                      {"memory_budget_bytes", plan.budget},
+                      {"weights_bytes", plan.weights},
+                      {"kv_pages_used", stats.kv_pages_used},
+                      {"kv_pages_max", stats.kv_pages_max},
+                      {"kv_page_bytes", stats.kv_page_bytes}});
+  }
+  if (local.embedder) {
+    models.push_back({{"id", local.embedder->id()},
+                      {"kind", "local-embedding"},
+                      {"dim", local.embedder->dim()}});
   }
   if (remote != nullptr) {
     const llm::RemoteLlmStatus status = remote->status();
@@ -193,7 +211,7 @@ int RunServe(const GlobalOptions& global, const ServeOptions& options) {
   app.metrics = &metrics;
   for (const auto& model : models->chat) app.chat_models.push_back(model.get());
   if (*remote) app.chat_models.push_back(remote->get());
-  if (!models->chat.empty() || *remote) {
+  if (!models->chat.empty() || models->embedder || *remote) {
     app.models_status = [&models, &remote] { return ModelsStatus(*models, remote->get()); };
   }
   app.embedder = models->embedder.get();

@@ -73,6 +73,13 @@ class OpenAiApiTest(XnaiTestCase):
             self.assertEqual(model["object"], "model")
             self.assertEqual(model["owned_by"], "xnai")
         self.assertEqual(server.get("/v1/models/tiny-chat").json()["id"], "tiny-chat")
+        health = server.get("/health").json()
+        local = {m["id"]: m for m in health["models"]}
+        self.assertEqual(local["tiny-chat"]["kind"], "local")
+        self.assertEqual(local["tiny-chat"]["context"], 4096)
+        self.assertGreater(local["tiny-chat"]["kv_pages_max"], 0)
+        self.assertGreater(local["tiny-chat"]["weights_bytes"], 0)
+        self.assertEqual(local["tiny-embed"]["kind"], "local-embedding")
         missing = server.get("/v1/models/gpt-4")
         self.assertEqual(missing.status, 404)
         self.assertEqual(missing.json()["error"]["code"], "model_not_found")
@@ -225,9 +232,9 @@ class OpenAiApiTest(XnaiTestCase):
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.json()["error"]["code"], "context_length_exceeded")
 
-    def test_concurrent_greedy_requests_equal_sequential_ones(self):
-        server = self.serve("--parallel", "8")
-        prompts = ["Request number %d: tell me about %s" % (i, "x" * i) for i in range(12)]
+    def test_16_concurrent_greedy_requests_equal_sequential_ones(self):
+        server = self.serve("--parallel", "16")
+        prompts = ["Request number %d: tell me about %s" % (i, "x" * i) for i in range(16)]
 
         def ask(prompt):
             r = self.chat(server, [{"role": "user", "content": prompt}], max_tokens=10,
