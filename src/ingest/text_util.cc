@@ -135,7 +135,6 @@ TextScan ScanText(std::string_view bytes) {
   return scan;
 }
 
-
 char32_t DecodeCodePoint(std::string_view utf8, size_t& pos) {
   auto c = static_cast<unsigned char>(utf8[pos]);
   int len = Utf8SequenceLength(c);

@@ -7,8 +7,8 @@ namespace xnai::server::routes {
 
 void AddHealthRoutes(Router& router, AppContext& app) {
   router.Add({"GET", "/health", "Liveness: status, version and uptime"}, [&app](Request&) {
-    double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - app.started)
-                        .count();
+    double uptime =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - app.started).count();
     nlohmann::json body = {{"status", "ok"},
                            {"version", Version()},
                            {"uptime_seconds", uptime},
@@ -25,13 +25,12 @@ void AddHealthRoutes(Router& router, AppContext& app) {
                return JsonResponse({{"status", "ready"}});
              });
 
-  router.Add({"GET", "/metrics", "Prometheus metrics (text exposition format)"},
-             [&app](Request&) {
-               Response r;
-               r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-               r.body = app.metrics->RenderPrometheus();
-               return r;
-             });
+  router.Add({"GET", "/metrics", "Prometheus metrics (text exposition format)"}, [&app](Request&) {
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = app.metrics->RenderPrometheus();
+    return r;
+  });
 
   router.Add({"GET", "/openapi.json", "This API description (OpenAPI 3)"},
              [&router](Request&) { return JsonResponse(router.OpenApi("xnai", Version())); });
