@@ -40,6 +40,11 @@ struct ServeOptions {
   int remote_max_concurrent = 16;
   int breaker_failures = 5;
   double breaker_open_s = 30;
+  // A remote embedding server (instead of --embed-model).
+  std::string remote_embed_url;
+  std::string remote_embed_model;
+  std::string remote_embed_alias;
+  std::string remote_embed_key_file;
 };
 
 // The models of `xnai serve --model/--embed-model`, loaded before serving.
@@ -132,6 +137,30 @@ Result<std::unique_ptr<llm::RemoteLlm>> CreateRemote(const ServeOptions& options
   return remote;
 }
 
+// The embedder of --remote-embed-url (null without one).
+Result<std::unique_ptr<llm::RemoteEmbedder>> CreateRemoteEmbedder(const ServeOptions& options,
+                                                                  obs::Registry& metrics) {
+  if (options.remote_embed_url.empty()) return std::unique_ptr<llm::RemoteEmbedder>();
+  if (!options.embed_model.empty()) {
+    return Err(
+        Status::InvalidArgument("--embed-model and --remote-embed-url both name an "
+                                "embedding model; give one"));
+  }
+  llm::RemoteEmbedderOptions embed_options;
+  embed_options.base_url = options.remote_embed_url;
+  embed_options.model = options.remote_embed_model;
+  embed_options.alias = options.remote_embed_alias;
+  embed_options.api_key_file = options.remote_embed_key_file;
+  embed_options.breaker.failure_threshold = options.breaker_failures;
+  embed_options.breaker.open_duration =
+      std::chrono::milliseconds(static_cast<int64_t>(options.breaker_open_s * 1000));
+  embed_options.metrics = &metrics;
+  XNAI_ASSIGN_OR_RETURN(auto embedder, llm::RemoteEmbedder::Create(embed_options));
+  log::Info("llm.remote_embedder",
+            {{"id", embedder->id()}, {"dim", embedder->dim()}, {"url", embedder->url()}});
+  return embedder;
+}
+
 // GET /health's "models": each chat model, and for a remote one its server
 // and circuit breaker.
 nlohmann::json ModelsStatus(const LoadedModels& local, const llm::RemoteLlm* remote) {
@@ -206,15 +235,29 @@ int RunServe(const GlobalOptions& global, const ServeOptions& options) {
   if (!models) return Fail(models.error());
   auto remote = CreateRemote(options, *models, metrics);
   if (!remote) return Fail(remote.error());
+  auto remote_embedder = CreateRemoteEmbedder(options, metrics);
+  if (!remote_embedder) return Fail(remote_embedder.error());
   server::AppContext app;
   app.config = &*config;
   app.metrics = &metrics;
   for (const auto& model : models->chat) app.chat_models.push_back(model.get());
   if (*remote) app.chat_models.push_back(remote->get());
-  if (!models->chat.empty() || models->embedder || *remote) {
-    app.models_status = [&models, &remote] { return ModelsStatus(*models, remote->get()); };
+  if (!models->chat.empty() || models->embedder || *remote || *remote_embedder) {
+    app.models_status = [&models, &remote, &remote_embedder] {
+      nlohmann::json status = ModelsStatus(*models, remote->get());
+      if (llm::RemoteEmbedder* embedder = remote_embedder->get()) {
+        status.push_back(
+            {{"id", embedder->id()},
+             {"kind", "remote-embedding"},
+             {"url", embedder->url()},
+             {"dim", embedder->dim()},
+             {"breaker", std::string(resilience::BreakerStateName(embedder->breaker_state()))}});
+      }
+      return status;
+    };
   }
-  app.embedder = models->embedder.get();
+  app.embedder = models->embedder ? static_cast<llm::Embedder*>(models->embedder.get())
+                                  : remote_embedder->get();
   server::Router router;
   server::BuildRouter(router, app);
   server::HttpServer http(config->server, router, metrics);
@@ -322,15 +365,37 @@ void AddServeCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
                   "Requests in flight to the remote server before 429 (default 16)")
       ->needs(remote_url)
       ->check(CLI::Range(1, 4096));
-  cmd->add_option("--breaker-failures", options->breaker_failures,
-                  "Consecutive remote failures that open its circuit breaker (default 5)")
-      ->needs(remote_url)
-      ->check(CLI::Range(1, 1000000));
-  cmd->add_option("--breaker-open-seconds", options->breaker_open_s,
-                  "Seconds an open circuit breaker fails fast before probing again (default 30)")
-      ->needs(remote_url)
-      ->check(CLI::Range(0.0, 86400.0));
-  cmd->callback([&global, &exit_code, options] { exit_code = RunServe(global, *options); });
+  CLI::Option* breaker_failures =
+      cmd->add_option("--breaker-failures", options->breaker_failures,
+                      "Consecutive remote failures that open a circuit breaker (default 5)")
+          ->check(CLI::Range(1, 1000000));
+  CLI::Option* breaker_open =
+      cmd->add_option(
+             "--breaker-open-seconds", options->breaker_open_s,
+             "Seconds an open circuit breaker fails fast before probing again (default 30)")
+          ->check(CLI::Range(0.0, 86400.0));
+  CLI::Option* remote_embed_url = cmd->add_option(
+      "--remote-embed-url", options->remote_embed_url,
+      "A remote OpenAI-compatible server for /v1/embeddings (instead of --embed-model)");
+  cmd->add_option("--remote-embed-model", options->remote_embed_model,
+                  "The embedding model to ask it for (default: the first of its /models)")
+      ->needs(remote_embed_url);
+  cmd->add_option("--remote-embed-alias", options->remote_embed_alias,
+                  "The id the remote embedding model is served under here")
+      ->needs(remote_embed_url);
+  cmd->add_option("--remote-embed-key-file", options->remote_embed_key_file,
+                  "A file holding the remote embedding server's API key")
+      ->needs(remote_embed_url)
+      ->check(CLI::ExistingFile);
+  cmd->callback([&global, &exit_code, options, breaker_failures, breaker_open] {
+    if ((breaker_failures->count() > 0 || breaker_open->count() > 0) &&
+        options->remote_url.empty() && options->remote_embed_url.empty()) {
+      exit_code = Fail(Status::InvalidArgument(
+          "--breaker-failures and --breaker-open-seconds need --remote-url or --remote-embed-url"));
+      return;
+    }
+    exit_code = RunServe(global, *options);
+  });
 }
 
 }  // namespace xnai::cli

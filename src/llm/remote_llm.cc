@@ -245,8 +245,9 @@ struct RemoteLlm::Transfer {
 RemoteLlm::RemoteLlm(RemoteLlmOptions options)
     : options_(std::move(options)), breaker_(options_.breaker, options_.clock) {}
 
-Result<std::unique_ptr<RemoteLlm>> RemoteLlm::Create(RemoteLlmOptions options) {
-  std::string base = TrimCopy(options.base_url);
+Result<RemoteEndpoint> ParseRemoteEndpoint(const std::string& base_url, const std::string& api_key,
+                                           const std::string& api_key_file) {
+  std::string base = TrimCopy(base_url);
   while (!base.empty() && base.back() == '/') base.pop_back();
   std::string scheme = base.substr(0, base.find("://"));
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -255,30 +256,35 @@ Result<std::unique_ptr<RemoteLlm>> RemoteLlm::Create(RemoteLlmOptions options) {
     return Err(Status::InvalidArgument("the remote model URL '" + wire::RedactUrl(base) +
                                        "' is not an http:// or https:// URL"));
   }
-  std::string key = options.api_key;
-  if (!options.api_key_file.empty()) {
-    std::ifstream in(options.api_key_file, std::ios::binary);
-    if (!in) {
-      return Err(Status::InvalidArgument("cannot read the API key file " + options.api_key_file));
-    }
+  std::string key = api_key;
+  if (!api_key_file.empty()) {
+    std::ifstream in(api_key_file, std::ios::binary);
+    if (!in) return Err(Status::InvalidArgument("cannot read the API key file " + api_key_file));
     std::stringstream buffer;
     buffer << in.rdbuf();
     key = TrimCopy(buffer.str());
     if (key.empty()) {
-      return Err(Status::InvalidArgument("the API key file " + options.api_key_file + " is empty"));
+      return Err(Status::InvalidArgument("the API key file " + api_key_file + " is empty"));
     }
     if (key.find_first_of("\r\n") != std::string::npos) {
-      return Err(Status::InvalidArgument("the API key file " + options.api_key_file +
+      return Err(Status::InvalidArgument("the API key file " + api_key_file +
                                          " holds more than one line"));
     }
   }
+  return RemoteEndpoint{base, wire::RedactUrl(base), std::move(key)};
+}
+
+Result<std::unique_ptr<RemoteLlm>> RemoteLlm::Create(RemoteLlmOptions options) {
+  XNAI_ASSIGN_OR_RETURN(
+      RemoteEndpoint endpoint,
+      ParseRemoteEndpoint(options.base_url, options.api_key, options.api_key_file));
   options.max_concurrent = std::max(1, options.max_concurrent);
   GlobalInitOnce();
 
   std::unique_ptr<RemoteLlm> llm(new RemoteLlm(std::move(options)));
-  llm->base_url_ = base;
-  llm->display_url_ = wire::RedactUrl(base);
-  llm->api_key_ = std::move(key);
+  llm->base_url_ = endpoint.base_url;
+  llm->display_url_ = endpoint.display_url;
+  llm->api_key_ = std::move(endpoint.api_key);
   llm->remote_model_ = llm->options_.model;
   if (llm->remote_model_.empty()) {
     CURL* curl = curl_easy_init();
@@ -719,6 +725,193 @@ void RemoteLlm::Run(void* handle, Job& job) {
   CountOutcome("ok");
   ReleaseSlot(job);
   Deliver(job, std::move(done));
+}
+
+// --- RemoteEmbedder -----------------------------------------------------------------
+
+namespace {
+
+// One synchronous request: GET when `post_body` is null. Fills `status` and
+// `body`; returns curl's result, with its message in `error`.
+CURLcode PerformOnce(const RemoteEmbedderOptions& options, const RemoteEndpoint& endpoint,
+                     const std::string& url, const std::string* post_body, long* status,
+                     std::string* body, std::string* error) {
+  GlobalInitOnce();
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) {
+    *error = "curl_easy_init failed";
+    return CURLE_FAILED_INIT;
+  }
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  const std::string no_proxy = NoProxyList();
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_NOPROXY, no_proxy.c_str());
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "xnai");
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::max<int64_t>(1, options.connect_timeout.count())));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(std::max<int64_t>(1, options.request_timeout.count())));
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardOrCollect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  if (!endpoint.api_key.empty()) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint.api_key).c_str());
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  if (post_body != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post_body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(post_body->size()));
+  } else {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  }
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+  if (rc != CURLE_OK) *error = error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc);
+  curl_easy_cleanup(curl);
+  curl_slist_free_all(headers);
+  return rc;
+}
+
+}  // namespace
+
+RemoteEmbedder::RemoteEmbedder(RemoteEmbedderOptions options)
+    : options_(std::move(options)), breaker_(options_.breaker, options_.clock) {}
+
+RemoteEmbedder::~RemoteEmbedder() = default;
+
+void RemoteEmbedder::Count(const std::string& outcome) {
+  if (options_.metrics == nullptr) return;
+  options_.metrics->Inc(kRequests, {{"model", id_}, {"outcome", outcome}});
+  const resilience::BreakerState state = breaker_.state();
+  options_.metrics->Set(kBreakerState, {{"model", id_}},
+                        state == resilience::BreakerState::kClosed     ? 0
+                        : state == resilience::BreakerState::kHalfOpen ? 1
+                                                                       : 2);
+}
+
+Result<std::unique_ptr<RemoteEmbedder>> RemoteEmbedder::Create(RemoteEmbedderOptions options) {
+  XNAI_ASSIGN_OR_RETURN(
+      RemoteEndpoint endpoint,
+      ParseRemoteEndpoint(options.base_url, options.api_key, options.api_key_file));
+  std::unique_ptr<RemoteEmbedder> embedder(new RemoteEmbedder(std::move(options)));
+  embedder->endpoint_ = std::move(endpoint);
+  const std::string who = "the remote embedding server at " + embedder->endpoint_.display_url;
+  embedder->remote_model_ = embedder->options_.model;
+  if (embedder->remote_model_.empty()) {
+    long status = 0;
+    std::string body, error;
+    const CURLcode rc =
+        PerformOnce(embedder->options_, embedder->endpoint_,
+                    embedder->endpoint_.base_url + "/models", nullptr, &status, &body, &error);
+    if (rc != CURLE_OK) return Err(Status::Unavailable(who + " is unavailable: " + error));
+    if (status < 200 || status >= 300) {
+      return Err(Status::Unavailable(who + " answered GET /models with HTTP " +
+                                     std::to_string(status) + ": " +
+                                     wire::ErrorMessage(body, status)));
+    }
+    XNAI_ASSIGN_OR_RETURN(embedder->remote_model_, wire::FirstModelId(body));
+  }
+  embedder->id_ =
+      embedder->options_.alias.empty() ? embedder->remote_model_ : embedder->options_.alias;
+  int64_t tokens = 0;
+  auto probe = embedder->Post({"dimension probe"}, &tokens);
+  if (!probe) {
+    return Err(Status::Unavailable("cannot learn the embedding dimension from " + who + ": " +
+                                   probe.error().message()));
+  }
+  embedder->dim_ = static_cast<int64_t>((*probe)[0].size());
+  return embedder;
+}
+
+Result<std::vector<std::vector<float>>> RemoteEmbedder::Embed(const std::vector<std::string>& texts,
+                                                              int64_t* tokens_read) {
+  for (size_t idx = 0; idx < texts.size(); ++idx) {
+    if (texts[idx].empty()) {
+      return Err(Status::InvalidArgument("input " + std::to_string(idx) + " is empty"));
+    }
+  }
+  if (!breaker_.Allow()) {
+    Count("rejected_circuit_open");
+    const double wait_s = std::chrono::duration<double>(breaker_.RetryAfter()).count();
+    const int64_t retry_s = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(wait_s)));
+    return Err(Status::Unavailable("the remote embedding server at " + endpoint_.display_url +
+                                   " is unavailable (circuit open); retry in " +
+                                   std::to_string(retry_s) + " s"));
+  }
+  auto vectors = Post(texts, tokens_read);
+  if (vectors && dim_ != 0) {
+    for (const auto& vector : *vectors) {
+      if (static_cast<int64_t>(vector.size()) != dim_) {
+        breaker_.RecordFailure();
+        Count("stream_error");
+        return Err(Status::Unavailable("the remote embedding server returned vectors of " +
+                                       std::to_string(vector.size()) + " dimensions, not " +
+                                       std::to_string(dim_)));
+      }
+    }
+  }
+  return vectors;
+}
+
+Result<std::vector<std::vector<float>>> RemoteEmbedder::Post(const std::vector<std::string>& texts,
+                                                             int64_t* tokens_read) {
+  const std::string who = "the remote embedding server at " + endpoint_.display_url;
+  const std::string request =
+      nlohmann::json{{"model", remote_model_}, {"input", texts}, {"encoding_format", "float"}}.dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  long status = 0;
+  std::string body, error;
+  const CURLcode rc = PerformOnce(options_, endpoint_, endpoint_.base_url + "/embeddings", &request,
+                                  &status, &body, &error);
+  if (rc != CURLE_OK) {
+    breaker_.RecordFailure();
+    Count(rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "unreachable");
+    return Err(Status::Unavailable(who + " is unavailable: " + error));
+  }
+  if (status >= 400 && status < 500) {
+    breaker_.RecordIgnored();
+    Count("client_error");
+    return Err(Status::InvalidArgument(wire::ErrorMessage(body, status)));
+  }
+  if (status < 200 || status >= 300) {
+    breaker_.RecordFailure();
+    Count("server_error");
+    return Err(Status::Unavailable(who + " answered HTTP " + std::to_string(status) + ": " +
+                                   wire::ErrorMessage(body, status)));
+  }
+  const nlohmann::json answer = nlohmann::json::parse(body, nullptr, false);
+  std::vector<std::vector<float>> vectors(texts.size());
+  bool ok = answer.is_object() && answer.contains("data") && answer["data"].is_array() &&
+            answer["data"].size() == texts.size();
+  for (size_t pos = 0; ok && pos < texts.size(); ++pos) {
+    const nlohmann::json& item = answer["data"][pos];
+    const size_t index = item.contains("index") && item["index"].is_number_unsigned()
+                             ? item["index"].get<size_t>()
+                             : pos;
+    ok = item.is_object() && index < texts.size() && item.contains("embedding") &&
+         item["embedding"].is_array() && !item["embedding"].empty() && vectors[index].empty();
+    for (size_t dim = 0; ok && dim < item["embedding"].size(); ++dim) {
+      ok = item["embedding"][dim].is_number();
+      if (ok) vectors[index].push_back(item["embedding"][dim].get<float>());
+    }
+  }
+  if (!ok) {
+    breaker_.RecordFailure();
+    Count("stream_error");
+    return Err(Status::Unavailable(who + " did not answer with one vector per input"));
+  }
+  breaker_.RecordSuccess();
+  Count("ok");
+  if (tokens_read != nullptr) {
+    *tokens_read = answer.contains("usage") && answer["usage"].is_object()
+                       ? answer["usage"].value("prompt_tokens", int64_t{0})
+                       : 0;
+  }
+  return vectors;
 }
 
 }  // namespace xnai::llm

@@ -89,6 +89,19 @@ struct RemoteLlmStatus {
   int max_concurrent = 0;
 };
 
+// A remote server's base URL and API key, checked: the base URL without a
+// trailing '/', its display form without credentials, and the key (from the
+// file when one is named). Errors: InvalidArgument for a URL that is not
+// http(s), an unreadable, empty or multi-line key file (naming the path,
+// never the contents).
+struct RemoteEndpoint {
+  std::string base_url;
+  std::string display_url;
+  std::string api_key;
+};
+Result<RemoteEndpoint> ParseRemoteEndpoint(const std::string& base_url, const std::string& api_key,
+                                           const std::string& api_key_file);
+
 class RemoteLlm : public Llm {
  public:
   // Errors: InvalidArgument for a URL that is not http(s), an unreadable or
@@ -155,6 +168,61 @@ class RemoteLlm : public Llm {
   std::deque<std::shared_ptr<Job>> queue_;         // under mutex_
   std::map<uint64_t, std::shared_ptr<Job>> jobs_;  // under mutex_: accepted, not finished
   std::vector<std::thread> workers_;               // under mutex_
+};
+
+struct RemoteEmbedderOptions {
+  std::string base_url;  // "http://127.0.0.1:8080/v1"
+  // The model named in requests; empty: the first id of GET {base}/models.
+  std::string model;
+  std::string alias;  // the local id; empty: the remote model name
+  std::string api_key_file;
+  std::string api_key;
+  std::chrono::milliseconds connect_timeout{2'000};
+  std::chrono::milliseconds request_timeout{120'000};
+  resilience::CircuitBreakerOptions breaker;
+  resilience::CircuitBreaker::Clock clock;  // null: the steady clock
+  // May be null; otherwise xnai_llm_remote_requests_total{model,outcome}
+  // and xnai_llm_remote_breaker_state{model} are kept there.
+  obs::Registry* metrics = nullptr;
+};
+
+// Embeddings from a remote OpenAI-compatible server (POST {base}/embeddings),
+// one synchronous request per Embed call, behind its own circuit breaker
+// (connection errors, timeouts and 5xx count; 4xx do not).
+//
+// Thread safety: Embed may be called from any number of threads.
+class RemoteEmbedder : public Embedder {
+ public:
+  // Embeds one probe text to learn the dimension, so the server must be
+  // reachable. Errors: those of ParseRemoteEndpoint; Unavailable naming the
+  // server when it cannot be reached or answers with an error.
+  static Result<std::unique_ptr<RemoteEmbedder>> Create(RemoteEmbedderOptions options);
+  ~RemoteEmbedder() override;
+
+  const std::string& id() const override { return id_; }
+  int64_t dim() const override { return dim_; }
+  // Errors: InvalidArgument with the server's message for a 4xx (and for an
+  // empty text); Unavailable for an unreachable server, a 5xx, an answer
+  // that is not a list of vectors of this dimension, or an open circuit
+  // ("retry in N s").
+  Result<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts,
+                                                int64_t* tokens_read) override;
+  resilience::BreakerState breaker_state() { return breaker_.state(); }
+  const std::string& url() const { return endpoint_.display_url; }
+
+ private:
+  explicit RemoteEmbedder(RemoteEmbedderOptions options);
+  // One POST of `texts`; vectors and the tokens the server counted.
+  Result<std::vector<std::vector<float>>> Post(const std::vector<std::string>& texts,
+                                               int64_t* tokens_read);
+  void Count(const std::string& outcome);
+
+  const RemoteEmbedderOptions options_;
+  RemoteEndpoint endpoint_;
+  std::string remote_model_;
+  std::string id_;
+  int64_t dim_ = 0;
+  resilience::CircuitBreaker breaker_;
 };
 
 }  // namespace xnai::llm

@@ -27,6 +27,13 @@ def setUpModule():
     if r.returncode != 0:
         raise RuntimeError("synth failed: " + r.stderr.decode())
     MODELS["tiny"] = path
+    embed_path = os.path.join(directory, "tiny-embed.gguf")
+    r = subprocess.run([find_binary(), "model", "synth", "--preset", "tiny-bert", "--type",
+                        "F16", "--out", embed_path], capture_output=True, env=clean_env(),
+                       timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError("synth failed: " + r.stderr.decode())
+    MODELS["tiny-embed"] = embed_path
     MODELS["dir"] = directory
 
 
@@ -69,6 +76,45 @@ class RemoteLlmTest(XnaiTestCase):
         remote = [m for m in r.json()["models"] if m["kind"] == "remote"]
         self.assertEqual(len(remote), 1, r)
         return remote[0]
+
+    def test_remote_embeddings_equal_the_upstreams_and_fail_cleanly(self):
+        upstream = self.start_server(args=["--embed-model", MODELS["tiny-embed"], "--threads",
+                                           "2"])
+        proxy = self.start_server(args=["--remote-embed-url",
+                                        "http://127.0.0.1:%d/v1" % upstream.port,
+                                        "--breaker-failures", "2"])
+        models = [m["id"] for m in proxy.get("/v1/models").json()["data"]]
+        self.assertEqual(models, ["tiny-embed"])
+        texts = {"input": ["first text", "a second one"]}
+        want = upstream.post_json("/v1/embeddings", texts).json()
+        got = proxy.post_json("/v1/embeddings", texts)
+        self.assertEqual(got.status, 200, got)
+        for a, b in zip(got.json()["data"], want["data"]):
+            self.assertEqual(len(a["embedding"]), len(b["embedding"]))
+            for x, y in zip(a["embedding"], b["embedding"]):
+                self.assertAlmostEqual(x, y, places=5)
+        self.assertEqual(got.json()["usage"], want["usage"])
+        health = {m["id"]: m for m in proxy.get("/health").json()["models"]}
+        self.assertEqual(health["tiny-embed"]["kind"], "remote-embedding")
+        self.assertEqual(health["tiny-embed"]["dim"], len(want["data"][0]["embedding"]))
+        # The upstream's 400 passes through.
+        bad = proxy.post_json("/v1/embeddings", {"input": ["x" * 100000]})
+        self.assertEqual(bad.status, 400, bad)
+        # Upstream gone: 503, then the breaker opens and fails fast.
+        upstream.kill()
+        for _ in range(2):
+            down = proxy.post_json("/v1/embeddings", texts)
+            self.assertEqual(down.status, 503, down)
+        fast = proxy.post_json("/v1/embeddings", texts)
+        self.assertEqual(fast.status, 503, fast)
+        self.assertIn("circuit open", fast.json()["error"]["message"])
+        # Both an embedding model and a remote one: refused at start.
+        r = subprocess.run([find_binary(), "serve", "--listen", "127.0.0.1:0", "--data",
+                            self.path("both"), "--embed-model", MODELS["tiny-embed"],
+                            "--remote-embed-url", "http://127.0.0.1:9/v1"],
+                           capture_output=True, env=clean_env(), timeout=60)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn(b"give one", r.stderr)
 
     def test_answers_like_the_upstream(self):
         a = self.start_upstream()
