@@ -1,5 +1,4 @@
 // xnai serve: the HTTP server over the data directory.
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -296,13 +295,9 @@ int RunServe(const GlobalOptions& global, const ServeOptions& options) {
   });
   log::Info("server.start",
             {{"listen", config->server.listen}, {"port", port}, {"version", server::Version()}});
-  http.Run();
+  http.Run();  // after its drain, SIGINT/SIGTERM are ignored: the exit stays clean
   for (const auto& model : models->chat) model->Drain();
   if (*remote) (*remote)->Drain();
-  // The drain is over; a second SIGTERM arriving during the last milliseconds
-  // of teardown must not turn a clean exit into death by signal.
-  std::signal(SIGTERM, SIG_IGN);
-  std::signal(SIGINT, SIG_IGN);
   opener.join();
   // Routes may still hold pointers until Run returns; now it is safe to close.
   app.store = nullptr;

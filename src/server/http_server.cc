@@ -277,8 +277,13 @@ struct HttpServer::Impl {
       }
     }
     if (signals) {
+      // From here on the process is stopping: a late SIGINT/SIGTERM (a
+      // supervisor repeating itself) must not turn the clean exit into death
+      // by signal, so they are ignored rather than given back their default.
       signals->cancel(ec);
       signals->clear(ec);
+      std::signal(SIGINT, SIG_IGN);
+      std::signal(SIGTERM, SIG_IGN);
     }
   }
 

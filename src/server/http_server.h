@@ -52,7 +52,9 @@ class HttpServer {
   // Returns after the drain, once every connection is closed.
   void Run();
   // Makes Run() stop on SIGINT/SIGTERM with a graceful drain; a second
-  // signal force-closes the remaining connections. Call before Run().
+  // signal force-closes the remaining connections; once the drain is over
+  // both signals are ignored for the rest of the process (it is exiting).
+  // Call before Run().
   void HandleSignals();
   // Thread-safe, idempotent, may be called before or during Run(); begins the
   // graceful drain: stop accepting (new connects are refused), close idle
