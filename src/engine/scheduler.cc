@@ -113,6 +113,9 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOp
     metrics_->Inc(kCachedTokens, {}, 0);
     metrics_->Inc(kGeneratedTokens, {}, 0);
   }
+  for (int32_t id = 0; id < std::min<int64_t>(tokenizer_.vocab_size(), model_.n_vocab()); ++id) {
+    if (IsEndToken(id)) end_tokens_.push_back(id);
+  }
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -179,15 +182,14 @@ Result<uint64_t> Scheduler::Submit(GenerationRequest request) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (draining_ || stopping_) {
-      if (metrics_ != nullptr) metrics_->Inc(kRejections, {{"reason", "draining"}});
-      return Err(Status::Unavailable("the server is shutting down"));
+      return reject("draining", Status::Unavailable("the server is shutting down"));
     }
     if (static_cast<int64_t>(queue_.size()) >= options_.max_queue) {
-      if (metrics_ != nullptr) metrics_->Inc(kRejections, {{"reason", "queue_full"}});
-      return Err(Status::ResourceExhausted("too many requests: " + std::to_string(queue_.size()) +
-                                           " are already waiting for one of " +
-                                           std::to_string(options_.max_parallel) +
-                                           " sequence slots; retry later"));
+      return reject("queue_full",
+                    Status::ResourceExhausted(
+                        "too many requests: " + std::to_string(queue_.size()) +
+                        " are already waiting for one of " + std::to_string(options_.max_parallel) +
+                        " sequence slots; retry later"));
     }
     id = next_id_++;
     job->id = id;
@@ -441,13 +443,12 @@ void Scheduler::Step(std::unique_lock<std::mutex>& lock) {
       std::vector<float> masked(row.begin(), row.end());
       job.request.constraint->Mask(masked);
       const bool complete = job.request.constraint->Complete();
-      bool any = false;
-      for (int32_t id = 0; id < n_vocab; ++id) {
-        if (IsEndToken(id)) {
-          masked[id] = complete ? row[id] : -std::numeric_limits<float>::infinity();
-        }
-        any = any || masked[id] > -std::numeric_limits<float>::infinity();
+      for (int32_t id : end_tokens_) {
+        masked[id] = complete ? row[id] : -std::numeric_limits<float>::infinity();
       }
+      const bool any = std::any_of(masked.begin(), masked.end(), [](float logit) {
+        return logit > -std::numeric_limits<float>::infinity();
+      });
       if (!any) {
         if (!complete) {
           Fail(job, Status::Internal("the output constraint allows no next token"));

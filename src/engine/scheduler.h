@@ -179,6 +179,8 @@ class Scheduler {
   const Tokenizer& tokenizer_;
   const SchedulerOptions options_;
   obs::Registry* metrics_;
+  // Every token IsEndToken accepts (masked with a constraint until complete).
+  std::vector<int32_t> end_tokens_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -74,7 +74,8 @@ double Ms(Clock::duration duration) {
 }
 
 // Options every transfer shares.
-void SetCommonOptions(CURL* curl, const RemoteLlmOptions& options, char* error_buffer,
+void SetCommonOptions(CURL* curl, std::chrono::milliseconds connect_timeout,
+                      std::chrono::milliseconds idle_timeout, char* error_buffer,
                       const std::string& no_proxy) {
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -82,9 +83,9 @@ void SetCommonOptions(CURL* curl, const RemoteLlmOptions& options, char* error_b
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "xnai");
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::max<int64_t>(1, options.connect_timeout.count())));
-  const auto idle_seconds = std::max<int64_t>(
-      1, (options.idle_timeout.count() + 999) / 1000);  // curl counts whole seconds
+                   static_cast<long>(std::max<int64_t>(1, connect_timeout.count())));
+  const auto idle_seconds =
+      std::max<int64_t>(1, (idle_timeout.count() + 999) / 1000);  // curl counts whole seconds
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(idle_seconds));
 }
@@ -516,7 +517,7 @@ Status RemoteLlm::ResolveModel(void* handle, bool* counted_failure) {
   const std::string url = base_url_ + "/models";
   std::string body;
   curl_easy_reset(curl);
-  SetCommonOptions(curl, options_, error_buffer, no_proxy);
+  SetCommonOptions(curl, options_.connect_timeout, options_.idle_timeout, error_buffer, no_proxy);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
@@ -588,7 +589,7 @@ void RemoteLlm::Run(void* handle, Job& job) {
   char error_buffer[CURL_ERROR_SIZE] = {0};
 
   curl_easy_reset(curl);
-  SetCommonOptions(curl, options_, error_buffer, no_proxy);
+  SetCommonOptions(curl, options_.connect_timeout, options_.idle_timeout, error_buffer, no_proxy);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_POST, 1L);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
@@ -744,13 +745,8 @@ CURLcode PerformOnce(const RemoteEmbedderOptions& options, const RemoteEndpoint&
   }
   char error_buffer[CURL_ERROR_SIZE] = {0};
   const std::string no_proxy = NoProxyList();
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_NOPROXY, no_proxy.c_str());
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "xnai");
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::max<int64_t>(1, options.connect_timeout.count())));
+  // No separate idle limit: the whole request's is the bound.
+  SetCommonOptions(curl, options.connect_timeout, options.request_timeout, error_buffer, no_proxy);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
                    static_cast<long>(std::max<int64_t>(1, options.request_timeout.count())));
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());

@@ -97,16 +97,18 @@ int64_t NowSeconds() {
 template <typename T>
 using Parsed = tl::expected<T, ApiError>;
 
-Parsed<json> ParseBody(const Request& request) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+// Parsed once, keeping key order (templates render tools' JSON in the
+// client's order).
+Parsed<ordered_json> ParseBody(const Request& request) {
+  ordered_json body = ordered_json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return tl::unexpected(ApiError{400, "the body is not valid JSON"});
   if (!body.is_object()) return tl::unexpected(ApiError{400, "the body must be a JSON object"});
   return body;
 }
 
 // Optional number field within [min, max]; absent or null -> nullopt.
-Parsed<std::optional<double>> NumberField(const json& body, const std::string& name, double min,
-                                          double max) {
+Parsed<std::optional<double>> NumberField(const ordered_json& body, const std::string& name,
+                                          double min, double max) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::optional<double>();
   if (!it->is_number()) return tl::unexpected(FieldError(name, "'" + name + "' must be a number"));
@@ -118,8 +120,8 @@ Parsed<std::optional<double>> NumberField(const json& body, const std::string& n
   return std::optional<double>(value);
 }
 
-Parsed<std::optional<int64_t>> IntegerField(const json& body, const std::string& name, int64_t min,
-                                            int64_t max) {
+Parsed<std::optional<int64_t>> IntegerField(const ordered_json& body, const std::string& name,
+                                            int64_t min, int64_t max) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::optional<int64_t>();
   if (!it->is_number_integer()) {
@@ -133,7 +135,7 @@ Parsed<std::optional<int64_t>> IntegerField(const json& body, const std::string&
   return std::optional<int64_t>(value);
 }
 
-Parsed<std::optional<bool>> BoolField(const json& body, const std::string& name) {
+Parsed<std::optional<bool>> BoolField(const ordered_json& body, const std::string& name) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::optional<bool>();
   if (!it->is_boolean())
@@ -154,7 +156,7 @@ struct CommonParams {
   bool logprobs = false;
 };
 
-Parsed<CommonParams> ParseCommon(const json& body, bool chat) {
+Parsed<CommonParams> ParseCommon(const ordered_json& body, bool chat) {
   CommonParams out;
   llm::GenerateRequest& request = out.request;
   engine::SamplingParams& sampling = request.sampling;
@@ -212,7 +214,7 @@ Parsed<CommonParams> ParseCommon(const json& body, bool chat) {
     if (it->is_string()) {
       request.stop.push_back(it->get<std::string>());
     } else if (it->is_array() && it->size() <= 4) {
-      for (const json& stop : *it) {
+      for (const ordered_json& stop : *it) {
         if (!stop.is_string()) {
           return tl::unexpected(FieldError("stop", "'stop' must be a string or up to 4 strings"));
         }
@@ -264,7 +266,7 @@ Parsed<CommonParams> ParseCommon(const json& body, bool chat) {
     if (type == "json_object") {
       request.format = llm::OutputFormat::kJsonObject;
     } else if (type == "json_schema") {
-      const json& spec = it->value("json_schema", json());
+      const ordered_json& spec = it->value("json_schema", ordered_json());
       if (!spec.is_object() || !spec.contains("schema") || !spec["schema"].is_object()) {
         return tl::unexpected(FieldError("response_format.json_schema",
                                          "'json_schema' must be an object with a 'schema' object"));
@@ -350,7 +352,7 @@ Parsed<ordered_json> ParseMessages(const ordered_json& body) {
 
 // --- model lookup ------------------------------------------------------------------
 
-Parsed<llm::Llm*> FindChatModel(const AppContext& app, const json& body) {
+Parsed<llm::Llm*> FindChatModel(const AppContext& app, const ordered_json& body) {
   std::string name;
   if (auto it = body.find("model"); it != body.end() && !it->is_null()) {
     if (!it->is_string()) return tl::unexpected(FieldError("model", "'model' must be a string"));
@@ -638,25 +640,23 @@ struct Exchange {
 Response Generate(AppContext& app, const Request& http_request, bool chat) {
   auto body_parsed = ParseBody(http_request);
   if (!body_parsed) return ErrorOf(body_parsed.error());
-  const json& body = *body_parsed;
+  const ordered_json& body = *body_parsed;
   XNAI_API_ASSIGN(model, FindChatModel(app, body));
   XNAI_API_ASSIGN(params, ParseCommon(body, chat));
   llm::GenerateRequest& request = params.request;
   request.chat = chat;
   std::string tool_choice = "auto";
-  // Order-preserving copy: templates render tools' JSON in the client's order.
-  const ordered_json ordered = ordered_json::parse(http_request.body, nullptr, false);
   if (chat) {
-    XNAI_API_ASSIGN(messages, ParseMessages(ordered));
+    XNAI_API_ASSIGN(messages, ParseMessages(body));
     request.messages = std::move(messages);
-    if (auto it = ordered.find("tools"); it != ordered.end() && !it->is_null()) {
+    if (auto it = body.find("tools"); it != body.end() && !it->is_null()) {
       if (!it->is_array()) return ErrorOf(FieldError("tools", "'tools' must be an array"));
       if (!it->empty()) request.tools = *it;
     }
     // "none" keeps tools out of the prompt and the answer; "auto",
     // "required" and a named function let the model call them (xnai does not
     // force a call).
-    if (auto it = ordered.find("tool_choice"); it != ordered.end() && !it->is_null()) {
+    if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null()) {
       if (it->is_string()) {
         tool_choice = it->get<std::string>();
         if (tool_choice != "none" && tool_choice != "auto" && tool_choice != "required") {
@@ -669,7 +669,7 @@ Response Generate(AppContext& app, const Request& http_request, bool chat) {
       }
     }
     if (tool_choice == "none") request.tools = nullptr;
-    if (auto it = ordered.find("chat_template_kwargs"); it != ordered.end() && !it->is_null()) {
+    if (auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
       if (!it->is_object()) {
         return ErrorOf(
             FieldError("chat_template_kwargs", "'chat_template_kwargs' must be an object"));
@@ -689,7 +689,7 @@ Response Generate(AppContext& app, const Request& http_request, bool chat) {
     if (request.prompt.empty()) return ErrorOf(FieldError("prompt", "'prompt' is empty"));
   }
   if (request.format == llm::OutputFormat::kJsonSchema) {
-    request.schema = ordered["response_format"]["json_schema"]["schema"];
+    request.schema = body.at("response_format").at("json_schema").at("schema");
   }
 
   auto exchange = std::make_shared<Exchange>();
@@ -721,7 +721,7 @@ Response Generate(AppContext& app, const Request& http_request, bool chat) {
 Response Embeddings(AppContext& app, const Request& http_request) {
   auto body_parsed = ParseBody(http_request);
   if (!body_parsed) return ErrorOf(body_parsed.error());
-  const json& body = *body_parsed;
+  const ordered_json& body = *body_parsed;
   llm::Embedder* embedder = app.embedder;
   std::string name;
   if (auto it = body.find("model"); it != body.end() && !it->is_null()) {
@@ -742,7 +742,7 @@ Response Embeddings(AppContext& app, const Request& http_request) {
   if (input->is_string()) {
     texts.push_back(input->get<std::string>());
   } else if (input->is_array() && !input->empty() && input->size() <= 2048) {
-    for (const json& text : *input) {
+    for (const ordered_json& text : *input) {
       if (!text.is_string()) {
         return ErrorOf(FieldError("input", "'input' must be a string or an array of strings"));
       }
