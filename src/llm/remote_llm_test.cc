@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -430,12 +431,22 @@ TEST(RemoteLlmTest, ConnectionRefusedIsUnavailableAndAFailure) {
 }
 
 TEST(RemoteLlmTest, LateErrorsArriveAsEvents) {
-  RemoteLlmOptions options = OptionsFor("http://127.0.0.1:" + std::to_string(DeadPort()) + "/v1");
+  // The server answers only once Generate has returned, so the failure is
+  // late whatever the scheduling (a refused connection can fail before a
+  // zero wait even starts).
+  std::promise<void> returned;
+  std::shared_future<void> generate_returned = returned.get_future().share();
+  FakeServer server([generate_returned](const HttpExchange& http) {
+    generate_returned.wait_for(10s);
+    http.Answer(503, "application/json", R"({"error":{"message":"overloaded"}})");
+  });
+  RemoteLlmOptions options = OptionsFor(server.url());
   options.response_wait = 0ms;
   auto llm = RemoteLlm::Create(options).value();
   Events events;
   auto id = llm->Generate(Hello(), events.Callback());
-  ASSERT_TRUE(id.has_value());
+  returned.set_value();
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
   ASSERT_TRUE(events.WaitForEnd());
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events.list[0].kind, Kind::kError);
