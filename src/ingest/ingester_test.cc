@@ -165,6 +165,39 @@ class FakeStore : public store::Store {
   Result<std::vector<store::SearchHit>> SearchChunks(const store::SearchQuery&) override {
     return Err(Status::Unsupported("the fake store does not search"));
   }
+  // Vectors are not the Ingester's business.
+  Result<std::vector<store::SearchHit>> GetHits(const std::vector<int64_t>&) override {
+    return Err(NoVectors());
+  }
+  Result<std::optional<store::VectorSpace>> GetVectorSpace(const std::string&) override {
+    return Err(NoVectors());
+  }
+  Result<store::VectorSpace> SetVectorSpace(const std::string&, const std::string&,
+                                            int64_t) override {
+    return Err(NoVectors());
+  }
+  Result<std::vector<store::Chunk>> ChunksWithoutVectors(const std::string&, int64_t,
+                                                         int) override {
+    return Err(NoVectors());
+  }
+  Result<int64_t> PutVectors(const std::string&, const std::string&,
+                             const std::vector<store::ChunkVector>&) override {
+    return Err(NoVectors());
+  }
+  Result<std::vector<store::ChunkVector>> ListVectors(const std::string&, int64_t,
+                                                      int) override {
+    return Err(NoVectors());
+  }
+  Result<std::vector<store::ChunkVector>> GetVectors(const std::vector<int64_t>&) override {
+    return Err(NoVectors());
+  }
+  Result<std::vector<store::VectorChange>> VectorChanges(const std::string&, int64_t,
+                                                         int) override {
+    return Err(NoVectors());
+  }
+  Status TrimVectorLog(const std::string&, int64_t) override { return NoVectors(); }
+  static Status NoVectors() { return Status::Unsupported("the fake store has no vectors"); }
+
   Result<store::StoreStats> Stats() override {
     std::lock_guard<std::mutex> lock(mu_);
     store::StoreStats s;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/config.h"
+#include "index/retriever.h"
 #include "ingest/ingester.h"
 #include "llm/llm.h"
 #include "obs/metrics.h"
@@ -27,6 +28,8 @@ struct AppContext {
   std::atomic<store::Store*> store{nullptr};
   std::atomic<store::BlobStore*> blobs{nullptr};
   std::atomic<ingest::Ingester*> ingester{nullptr};
+  // Lexical, dense and hybrid retrieval over the store: set with the store.
+  std::atomic<index::Retriever*> retriever{nullptr};
   // Models for /v1/*: set before the server starts, owned by the caller.
   std::vector<llm::Llm*> chat_models;
   llm::Embedder* embedder = nullptr;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <system_error>
@@ -129,6 +130,41 @@ BEGIN
     VALUES ('delete', old.id, old.text, old.section, old.collection_id);
   INSERT INTO chunks_fts(rowid, text, section, collection_id)
     VALUES (new.id, new.text, new.section, new.collection_id);
+END;
+)sql";
+
+// Migration 3: embeddings. One vector space (model, dim) per collection;
+// vectors as little-endian float32 blobs, one per chunk, gone with the chunk
+// (ON DELETE CASCADE, which also fires the log trigger); the change log the
+// in-memory vector indexes replay (see VectorSpace in store.h).
+constexpr const char* kMigration3 = R"sql(
+CREATE TABLE vector_spaces (
+  collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+  model         TEXT NOT NULL,
+  dim           INTEGER NOT NULL,
+  log_floor     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE chunk_vectors (
+  chunk_id      INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+  collection_id INTEGER NOT NULL,
+  vector        BLOB NOT NULL
+);
+CREATE INDEX chunk_vectors_by_collection ON chunk_vectors(collection_id, chunk_id);
+CREATE TABLE vector_log (
+  seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+  collection_id INTEGER NOT NULL,
+  chunk_id      INTEGER NOT NULL,
+  added         INTEGER NOT NULL
+);
+CREATE INDEX vector_log_by_collection ON vector_log(collection_id, seq);
+CREATE TRIGGER chunk_vectors_log_insert AFTER INSERT ON chunk_vectors BEGIN
+  INSERT INTO vector_log(collection_id, chunk_id, added) VALUES (new.collection_id, new.chunk_id, 1);
+END;
+CREATE TRIGGER chunk_vectors_log_delete AFTER DELETE ON chunk_vectors BEGIN
+  INSERT INTO vector_log(collection_id, chunk_id, added) VALUES (old.collection_id, old.chunk_id, 0);
+END;
+CREATE TRIGGER collections_vector_log_delete AFTER DELETE ON collections BEGIN
+  DELETE FROM vector_log WHERE collection_id = old.id;
 END;
 )sql";
 
@@ -419,6 +455,7 @@ const std::vector<SqliteMigration>& SqliteMigrations() {
   static const std::vector<SqliteMigration> kMigrations = {
       {1, "collections, documents, chunks, chunks_fts", kMigration1},
       {2, "collection_id in chunks and chunks_fts", kMigration2},
+      {3, "vector_spaces, chunk_vectors, vector_log", kMigration3},
   };
   return kMigrations;
 }
@@ -1107,6 +1144,261 @@ Result<std::vector<SearchHit>> SqliteStore::TEST_SearchChunksFullScan(const Sear
   return hits;
 }
 
+// --- hits by id and vectors ----------------------------------------------------
+
+Result<std::vector<SearchHit>> SqliteStore::GetHits(const std::vector<int64_t>& chunk_ids) {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      Stmt::Prepare(reader.db(),
+                    "SELECT k.id, k.document_id, col.name, d.source, d.title, k.section, k.page,"
+                    " k.text, '', 0.0 FROM chunks k"
+                    " JOIN documents d ON d.id = k.document_id"
+                    " JOIN collections col ON col.id = d.collection_id WHERE k.id = ?1"));
+  std::vector<SearchHit> hits;
+  hits.reserve(chunk_ids.size());
+  for (int64_t id : chunk_ids) {
+    stmt.Reset();
+    stmt.BindInt(1, id);
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (row) hits.push_back(ReadHit(stmt));
+  }
+  return hits;
+}
+
+namespace {
+
+Result<std::optional<VectorSpace>> LoadVectorSpace(sqlite3* db, int64_t collection_id) {
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      Stmt::Prepare(db,
+                    "SELECT s.model, s.dim, s.log_floor,"
+                    " (SELECT count(*) FROM chunk_vectors v WHERE v.collection_id = ?1),"
+                    " (SELECT coalesce(max(seq), 0) FROM vector_log l WHERE l.collection_id = ?1)"
+                    " FROM vector_spaces s WHERE s.collection_id = ?1"));
+  stmt.BindInt(1, collection_id);
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<VectorSpace>();
+  VectorSpace space;
+  space.collection_id = collection_id;
+  space.model = stmt.ColumnText(0);
+  space.dim = stmt.ColumnInt(1);
+  space.log_floor = stmt.ColumnInt(2);
+  space.vectors = stmt.ColumnInt(3);
+  space.log_head = std::max(stmt.ColumnInt(4), space.log_floor);
+  return std::optional<VectorSpace>(std::move(space));
+}
+
+// float32 little-endian (the only byte order xnai builds for: x86-64, arm64).
+Result<std::vector<float>> DecodeVector(std::string_view blob, int64_t chunk_id) {
+  if (blob.size() % sizeof(float) != 0) {
+    return Err(Status::Corruption("vector of chunk " + std::to_string(chunk_id) + " has " +
+                                  std::to_string(blob.size()) + " bytes"));
+  }
+  std::vector<float> values(blob.size() / sizeof(float));
+  std::memcpy(values.data(), blob.data(), blob.size());
+  return values;
+}
+
+}  // namespace
+
+Result<std::optional<VectorSpace>> SqliteStore::GetVectorSpace(const std::string& collection) {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(reader.db(), collection));
+  return LoadVectorSpace(reader.db(), collection_id);
+}
+
+Result<VectorSpace> SqliteStore::SetVectorSpace(const std::string& collection,
+                                                const std::string& model, int64_t dim) {
+  if (model.empty()) return Err(Status::InvalidArgument("vector space model is empty"));
+  if (dim < 1) return Err(Status::InvalidArgument("vector space dimension must be at least 1"));
+  XNAI_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(writer_, collection));
+  XNAI_ASSIGN_OR_RETURN(std::optional<VectorSpace> current,
+                        LoadVectorSpace(writer_, collection_id));
+  if (current && current->model == model && current->dim == dim) return *current;
+  if (current) {
+    XNAI_ASSIGN_OR_RETURN(
+        Stmt del, Stmt::Prepare(writer_, "DELETE FROM chunk_vectors WHERE collection_id = ?1"));
+    del.BindInt(1, collection_id);
+    XNAI_RETURN_IF_ERROR(del.Exec());
+  }
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt put, Stmt::Prepare(writer_,
+                              "INSERT INTO vector_spaces (collection_id, model, dim) VALUES"
+                              " (?1, ?2, ?3) ON CONFLICT (collection_id) DO UPDATE SET"
+                              " model = excluded.model, dim = excluded.dim"));
+  put.BindInt(1, collection_id).BindText(2, model).BindInt(3, dim);
+  XNAI_RETURN_IF_ERROR(put.Exec());
+  XNAI_ASSIGN_OR_RETURN(std::optional<VectorSpace> space, LoadVectorSpace(writer_, collection_id));
+  if (!space) return Err(Status::Internal("vector space vanished inside a transaction"));
+  XNAI_RETURN_IF_ERROR(txn.Commit());
+  return *space;
+}
+
+Result<std::vector<Chunk>> SqliteStore::ChunksWithoutVectors(const std::string& collection,
+                                                             int64_t after_chunk_id, int limit) {
+  if (limit < 1) return Err(Status::InvalidArgument("limit must be at least 1"));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(reader.db(), collection));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt, Stmt::Prepare(reader.db(),
+                               "SELECT k.id, k.document_id, k.ordinal, k.text, k.char_begin,"
+                               " k.char_end, k.token_count, k.section, k.page FROM chunks k"
+                               " WHERE k.collection_id = ?1 AND k.id > ?2 AND NOT EXISTS"
+                               " (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = k.id)"
+                               " ORDER BY k.id LIMIT ?3"));
+  stmt.BindInt(1, collection_id).BindInt(2, after_chunk_id).BindInt(3, limit);
+  std::vector<Chunk> out;
+  while (true) {
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    Chunk c;
+    c.id = stmt.ColumnInt(0);
+    c.document_id = stmt.ColumnInt(1);
+    c.ordinal = static_cast<int32_t>(stmt.ColumnInt(2));
+    c.text = stmt.ColumnText(3);
+    c.char_begin = stmt.ColumnInt(4);
+    c.char_end = stmt.ColumnInt(5);
+    c.token_count = static_cast<int32_t>(stmt.ColumnInt(6));
+    c.section = stmt.ColumnText(7);
+    c.page = static_cast<int32_t>(stmt.ColumnInt(8));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<int64_t> SqliteStore::PutVectors(const std::string& collection, const std::string& model,
+                                        const std::vector<ChunkVector>& vectors) {
+  XNAI_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(writer_, collection));
+  XNAI_ASSIGN_OR_RETURN(std::optional<VectorSpace> space, LoadVectorSpace(writer_, collection_id));
+  if (!space || space->model != model) {
+    return Err(Status::FailedPrecondition(
+        "collection '" + collection + "' holds vectors of " +
+        (space ? "model '" + space->model + "'" : std::string("no model yet")) +
+        ", not of '" + model + "'"));
+  }
+  for (const ChunkVector& v : vectors) {
+    if (static_cast<int64_t>(v.values.size()) != space->dim) {
+      return Err(Status::InvalidArgument("vector of chunk " + std::to_string(v.chunk_id) +
+                                         " has " + std::to_string(v.values.size()) +
+                                         " values; the space has " + std::to_string(space->dim)));
+    }
+  }
+  // Replacing deletes first so the log records the old vector's removal.
+  XNAI_ASSIGN_OR_RETURN(Stmt del,
+                        Stmt::Prepare(writer_, "DELETE FROM chunk_vectors WHERE chunk_id = ?1"));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt insert,
+      Stmt::Prepare(writer_,
+                    "INSERT INTO chunk_vectors (chunk_id, collection_id, vector)"
+                    " SELECT id, collection_id, ?2 FROM chunks WHERE id = ?1 AND collection_id = ?3"));
+  int64_t stored = 0;
+  for (const ChunkVector& v : vectors) {
+    del.Reset();
+    del.BindInt(1, v.chunk_id);
+    XNAI_RETURN_IF_ERROR(del.Exec());
+    insert.Reset();
+    insert.BindInt(1, v.chunk_id)
+        .BindBlob(2, v.values.data(), v.values.size() * sizeof(float))
+        .BindInt(3, collection_id);
+    XNAI_RETURN_IF_ERROR(insert.Exec());
+    stored += sqlite3_changes(writer_);
+  }
+  XNAI_RETURN_IF_ERROR(txn.Commit());
+  return stored;
+}
+
+Result<std::vector<ChunkVector>> SqliteStore::ListVectors(const std::string& collection,
+                                                          int64_t after_chunk_id, int limit) {
+  if (limit < 1) return Err(Status::InvalidArgument("limit must be at least 1"));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(reader.db(), collection));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt, Stmt::Prepare(reader.db(),
+                               "SELECT chunk_id, vector FROM chunk_vectors"
+                               " WHERE collection_id = ?1 AND chunk_id > ?2"
+                               " ORDER BY chunk_id LIMIT ?3"));
+  stmt.BindInt(1, collection_id).BindInt(2, after_chunk_id).BindInt(3, limit);
+  std::vector<ChunkVector> out;
+  while (true) {
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    ChunkVector v;
+    v.chunk_id = stmt.ColumnInt(0);
+    XNAI_ASSIGN_OR_RETURN(v.values, DecodeVector(stmt.ColumnBlob(1), v.chunk_id));
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Result<std::vector<ChunkVector>> SqliteStore::GetVectors(const std::vector<int64_t>& chunk_ids) {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt, Stmt::Prepare(reader.db(), "SELECT vector FROM chunk_vectors WHERE chunk_id = ?1"));
+  std::vector<ChunkVector> out;
+  for (int64_t id : chunk_ids) {
+    stmt.Reset();
+    stmt.BindInt(1, id);
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) continue;
+    ChunkVector v;
+    v.chunk_id = id;
+    XNAI_ASSIGN_OR_RETURN(v.values, DecodeVector(stmt.ColumnBlob(0), id));
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Result<std::vector<VectorChange>> SqliteStore::VectorChanges(const std::string& collection,
+                                                             int64_t after_seq, int limit) {
+  if (limit < 1) return Err(Status::InvalidArgument("limit must be at least 1"));
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(reader.db(), collection));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt, Stmt::Prepare(reader.db(),
+                               "SELECT seq, chunk_id, added FROM vector_log"
+                               " WHERE collection_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"));
+  stmt.BindInt(1, collection_id).BindInt(2, after_seq).BindInt(3, limit);
+  std::vector<VectorChange> out;
+  while (true) {
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    out.push_back({stmt.ColumnInt(0), stmt.ColumnInt(1), stmt.ColumnInt(2) != 0});
+  }
+  return out;
+}
+
+Status SqliteStore::TrimVectorLog(const std::string& collection, int64_t up_to_seq) {
+  XNAI_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(writer_, collection));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt del, Stmt::Prepare(writer_,
+                              "DELETE FROM vector_log WHERE collection_id = ?1 AND seq <= ?2"));
+  del.BindInt(1, collection_id).BindInt(2, up_to_seq);
+  XNAI_RETURN_IF_ERROR(del.Exec());
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt floor, Stmt::Prepare(writer_,
+                                "UPDATE vector_spaces SET log_floor = max(log_floor, ?2)"
+                                " WHERE collection_id = ?1"));
+  floor.BindInt(1, collection_id).BindInt(2, up_to_seq);
+  XNAI_RETURN_IF_ERROR(floor.Exec());
+  return txn.Commit();
+}
+
 Result<StoreStats> SqliteStore::Stats() {
   XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   XNAI_ASSIGN_OR_RETURN(Stmt stmt,
@@ -1114,6 +1406,7 @@ Result<StoreStats> SqliteStore::Stats() {
                                             "SELECT (SELECT count(*) FROM collections),"
                                             " (SELECT count(*) FROM documents),"
                                             " (SELECT count(*) FROM chunks),"
+                                            " (SELECT count(*) FROM chunk_vectors),"
                                             " (SELECT page_count FROM pragma_page_count()) *"
                                             " (SELECT page_size FROM pragma_page_size())"));
   XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -1122,7 +1415,8 @@ Result<StoreStats> SqliteStore::Stats() {
   stats.collections = stmt.ColumnInt(0);
   stats.documents = stmt.ColumnInt(1);
   stats.chunks = stmt.ColumnInt(2);
-  stats.db_bytes = stmt.ColumnInt(3);
+  stats.vectors = stmt.ColumnInt(3);
+  stats.db_bytes = stmt.ColumnInt(4);
   return stats;
 }
 

@@ -81,6 +81,22 @@ class SqliteStore final : public Store {
 
   Result<std::vector<SearchHit>> SearchChunks(const SearchQuery& query) override;
 
+  Result<std::vector<SearchHit>> GetHits(const std::vector<int64_t>& chunk_ids) override;
+
+  Result<std::optional<VectorSpace>> GetVectorSpace(const std::string& collection) override;
+  Result<VectorSpace> SetVectorSpace(const std::string& collection, const std::string& model,
+                                     int64_t dim) override;
+  Result<std::vector<Chunk>> ChunksWithoutVectors(const std::string& collection,
+                                                  int64_t after_chunk_id, int limit) override;
+  Result<int64_t> PutVectors(const std::string& collection, const std::string& model,
+                             const std::vector<ChunkVector>& vectors) override;
+  Result<std::vector<ChunkVector>> ListVectors(const std::string& collection,
+                                               int64_t after_chunk_id, int limit) override;
+  Result<std::vector<ChunkVector>> GetVectors(const std::vector<int64_t>& chunk_ids) override;
+  Result<std::vector<VectorChange>> VectorChanges(const std::string& collection,
+                                                  int64_t after_seq, int limit) override;
+  Status TrimVectorLog(const std::string& collection, int64_t up_to_seq) override;
+
   Result<StoreStats> Stats() override;
 
   const std::filesystem::path& path() const { return path_; }

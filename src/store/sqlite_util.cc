@@ -130,6 +130,14 @@ Stmt& Stmt::BindText(int index, std::string_view value) {
   return *this;
 }
 
+Stmt& Stmt::BindBlob(int index, const void* data, size_t size) {
+  // Never a null pointer: that would bind NULL instead of an empty blob.
+  static const char kEmpty = 0;
+  NoteBind(sqlite3_bind_blob64(stmt_, index, data != nullptr ? data : &kEmpty, size,
+                               SQLITE_TRANSIENT));
+  return *this;
+}
+
 Stmt& Stmt::BindNull(int index) {
   NoteBind(sqlite3_bind_null(stmt_, index));
   return *this;
@@ -166,6 +174,13 @@ std::string Stmt::ColumnText(int col) const {
   if (text == nullptr) return {};
   // Length after the text pointer is fetched, as SQLite documents.
   return std::string(text, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
+std::string_view Stmt::ColumnBlob(int col) const {
+  const void* data = sqlite3_column_blob(stmt_, col);
+  if (data == nullptr) return {};
+  return std::string_view(static_cast<const char*>(data),
+                          static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 
 bool Stmt::ColumnIsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }

@@ -51,6 +51,7 @@ class Stmt {
   Stmt& BindDouble(int index, double value);
   Stmt& BindText(int index, std::string_view value);  // copied by SQLite
   Stmt& BindNull(int index);
+  Stmt& BindBlob(int index, const void* data, size_t size);  // copied by SQLite
 
   // Advances one row: true when a row is available, false when done.
   Result<bool> Step();
@@ -63,6 +64,8 @@ class Stmt {
   double ColumnDouble(int col) const;
   std::string ColumnText(int col) const;  // empty for NULL
   bool ColumnIsNull(int col) const;
+  // The column's bytes (a blob); empty for NULL.
+  std::string_view ColumnBlob(int col) const;
 
   sqlite3* db() const { return db_; }
   // The raw SQLite result code of the last Step() (SQLITE_ROW, SQLITE_DONE or

@@ -100,10 +100,40 @@ struct SearchHit {
 inline constexpr char kMarkBegin = '\x02';
 inline constexpr char kMarkEnd = '\x03';
 
+// --- vectors ---------------------------------------------------------------
+//
+// Each collection's embeddings live in one vector space: the embedding model
+// that made them and its dimension. Every vector added or removed (also by
+// deleting or replacing a document) is recorded in a change log, which the
+// in-memory vector indexes replay to follow the database; entries up to a
+// collection's log floor may have been trimmed (an index that has not seen
+// them must be rebuilt from ListVectors).
+
+struct VectorSpace {
+  int64_t collection_id = 0;
+  std::string model;  // the embedding model's id
+  int64_t dim = 0;
+  int64_t vectors = 0;    // vectors stored
+  int64_t log_head = 0;   // highest change sequence number of the collection, 0 if none
+  int64_t log_floor = 0;  // changes with seq <= this may be gone from the log
+};
+
+struct ChunkVector {
+  int64_t chunk_id = 0;
+  std::vector<float> values;  // dim floats
+};
+
+struct VectorChange {
+  int64_t seq = 0;
+  int64_t chunk_id = 0;
+  bool added = false;  // false: removed
+};
+
 struct StoreStats {
   int64_t collections = 0;
   int64_t documents = 0;
   int64_t chunks = 0;
+  int64_t vectors = 0;
   int64_t db_bytes = 0;
 };
 
@@ -146,6 +176,43 @@ class Store {
   // collection; InvalidArgument for k outside [1, 10000] or an expression
   // FTS5 rejects (callers build it with index::BuildFtsQuery).
   virtual Result<std::vector<SearchHit>> SearchChunks(const SearchQuery& query) = 0;
+
+  // Chunks by id with their document's source and title (as search hits with
+  // empty snippet and zero score), in the order asked; ids that do not exist
+  // (deleted meanwhile) are left out.
+  virtual Result<std::vector<SearchHit>> GetHits(const std::vector<int64_t>& chunk_ids) = 0;
+
+  // --- vectors (see VectorSpace above) ---
+  // nullopt when the collection has no vector space yet; NotFound for an
+  // unknown collection.
+  virtual Result<std::optional<VectorSpace>> GetVectorSpace(const std::string& collection) = 0;
+  // Makes (model, dim) the collection's vector space. When it had another
+  // model or dimension, its vectors are all deleted first (a reindex).
+  // InvalidArgument for an empty model or dim < 1.
+  virtual Result<VectorSpace> SetVectorSpace(const std::string& collection,
+                                             const std::string& model, int64_t dim) = 0;
+  // Up to `limit` chunks of the collection that have no vector, by id,
+  // with id > after_chunk_id.
+  virtual Result<std::vector<Chunk>> ChunksWithoutVectors(const std::string& collection,
+                                                          int64_t after_chunk_id, int limit) = 0;
+  // Stores vectors made by `model` (one transaction). FailedPrecondition
+  // when that is not the collection's vector space; InvalidArgument for a
+  // vector of the wrong size. Chunks deleted meanwhile (or in another
+  // collection) are skipped; an existing vector is replaced. Returns how
+  // many were stored.
+  virtual Result<int64_t> PutVectors(const std::string& collection, const std::string& model,
+                                     const std::vector<ChunkVector>& vectors) = 0;
+  // The collection's vectors by chunk id, id > after_chunk_id, at most limit.
+  virtual Result<std::vector<ChunkVector>> ListVectors(const std::string& collection,
+                                                       int64_t after_chunk_id, int limit) = 0;
+  // The vectors of these chunks (any collection), in the order asked; chunks
+  // without a vector are left out.
+  virtual Result<std::vector<ChunkVector>> GetVectors(const std::vector<int64_t>& chunk_ids) = 0;
+  // The collection's vector log after `after_seq`, oldest first, at most limit.
+  virtual Result<std::vector<VectorChange>> VectorChanges(const std::string& collection,
+                                                          int64_t after_seq, int limit) = 0;
+  // Forgets the collection's log entries up to `up_to_seq` (raising its floor).
+  virtual Status TrimVectorLog(const std::string& collection, int64_t up_to_seq) = 0;
 
   virtual Result<StoreStats> Stats() = 0;
 };
