@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 #include <variant>
+#include <cmath>
+#include <cstdlib>
 
 #include <toml++/toml.h>
 
@@ -16,7 +18,7 @@ extern char** environ;
 namespace xnai {
 namespace {
 
-using FieldPtr = std::variant<std::string*, int*, int64_t*, std::vector<std::string>*>;
+using FieldPtr = std::variant<std::string*, int*, int64_t*, double*, std::vector<std::string>*>;
 
 struct Field {
   const char* key;  // "section.name"
@@ -51,6 +53,11 @@ std::vector<Field> Fields(Config& c) {
       {"search.default_k", &c.search.default_k},
       {"search.max_k", &c.search.max_k},
       {"search.max_query_chars", &c.search.max_query_chars},
+      {"search.rrf_k", &c.search.rrf_k},
+      {"search.lexical_weight", &c.search.lexical_weight},
+      {"search.dense_weight", &c.search.dense_weight},
+      {"search.hnsw_threshold", &c.search.hnsw_threshold},
+      {"search.embed_batch", &c.search.embed_batch},
       {"log.level", &c.log.level},
       {"log.format", &c.log.format},
   };
@@ -97,6 +104,14 @@ Status AssignText(const Field& f, const std::string& value) {
     auto v = f.byte_size ? ParseByteSize(value) : ParseInt(value, key);
     if (!v) return v.error().WithContext(key);
     **l = *v;
+  } else if (auto* d = std::get_if<double*>(&f.ptr)) {
+    const std::string t = Trim(value);
+    char* end = nullptr;
+    const double v = t.empty() ? 0 : std::strtod(t.c_str(), &end);
+    if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(v)) {
+      return Status::InvalidArgument(key + ": expected a number, got '" + value + "'");
+    }
+    **d = v;
   } else if (auto* list = std::get_if<std::vector<std::string>*>(&f.ptr)) {
     (*list)->clear();
     std::stringstream ss(value);
@@ -130,6 +145,9 @@ Status AssignToml(const Field& f, const toml::node& node, const std::string& ori
       return Status::InvalidArgument(where + ": expected an integer" +
                                      (f.byte_size ? " or a size like \"64MiB\"" : ""));
     }
+  } else if (auto* d = std::get_if<double*>(&f.ptr)) {
+    if (!node.is_number()) return Status::InvalidArgument(where + ": expected a number");
+    **d = *node.value<double>();
   } else if (auto* list = std::get_if<std::vector<std::string>*>(&f.ptr)) {
     const toml::array* arr = node.as_array();
     if (!arr) return Status::InvalidArgument(where + ": expected an array of strings");
@@ -277,6 +295,14 @@ Status Config::Validate() const {
     return Status::InvalidArgument(
         "ingest.chunk_overlap_chars must be >= 0 and below ingest.chunk_target_chars");
   }
+  XNAI_RETURN_IF_ERROR(positive("search.rrf_k", search.rrf_k));
+  XNAI_RETURN_IF_ERROR(positive("search.hnsw_threshold", search.hnsw_threshold));
+  XNAI_RETURN_IF_ERROR(positive("search.embed_batch", search.embed_batch));
+  if (search.lexical_weight < 0 || search.dense_weight < 0 ||
+      search.lexical_weight + search.dense_weight <= 0) {
+    return Status::InvalidArgument(
+        "search.lexical_weight and search.dense_weight must be >= 0, not both 0");
+  }
   if (search.default_k > search.max_k) {
     return Status::InvalidArgument("search.default_k must not exceed search.max_k");
   }
@@ -317,6 +343,8 @@ std::string Config::Show() const {
       out << **i;
     } else if (auto* l = std::get_if<int64_t*>(&f.ptr)) {
       out << **l;
+    } else if (auto* d = std::get_if<double*>(&f.ptr)) {
+      out << **d;
     } else if (auto* list = std::get_if<std::vector<std::string>*>(&f.ptr)) {
       out << "[";
       for (size_t idx = 0; idx < (*list)->size(); ++idx) {

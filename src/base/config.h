@@ -47,6 +47,14 @@ struct SearchConfig {
   int default_k = 10;
   int max_k = 100;
   int max_query_chars = 1000;
+  // Hybrid retrieval: reciprocal-rank fusion, weight / (rrf_k + rank) per list.
+  int rrf_k = 60;
+  double lexical_weight = 1.0;
+  double dense_weight = 1.0;
+  // Vectors at which a collection's index turns from exact search to HNSW.
+  int64_t hnsw_threshold = 20000;
+  // Chunks per call to the embedding model while ingesting.
+  int embed_batch = 16;
 };
 
 struct LogConfig {

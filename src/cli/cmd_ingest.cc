@@ -1,13 +1,16 @@
 // xnai ingest PATH... [--collection NAME]: files and folders into the store.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "llm/local_llm.h"
 #include "ingest/ingester.h"
 
 namespace xnai::cli {
@@ -19,6 +22,7 @@ struct IngestCliOptions {
   std::vector<std::string> include;
   std::vector<std::string> exclude;
   bool json = false;
+  std::string embed_model;  // embed the new chunks with it
 };
 
 std::string HumanBytes(int64_t bytes) {
@@ -64,9 +68,33 @@ int RunIngest(const GlobalOptions& global, const IngestCliOptions& options) {
       DrawProgress(done, total, o.source);
     };
   }
+  // Loaded before ingesting: a bad model path fails before any work.
+  std::unique_ptr<llm::LocalEmbedder> embedder;
+  if (!options.embed_model.empty()) {
+    auto loaded = llm::LocalEmbedder::Load(
+        options.embed_model, "", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    if (!loaded) return Fail(loaded.error());
+    embedder = std::move(*loaded);
+  }
   auto summary = ingester.IngestPaths(paths, ingest_options, progress);
   if (tty) std::fprintf(stderr, "\r\x1b[2K");
   if (!summary) return Fail(summary.error());
+  int64_t embedded = -1;
+  if (embedder) {
+    auto vectors = OpenVectorIndex(*config, *opened->store);
+    if (!vectors) return Fail(vectors.error());
+    auto embed_summary = (*vectors)->EmbedPending(
+        options.collection, *embedder, [tty](int64_t done, int64_t total) {
+          if (tty) {
+            std::fprintf(stderr, "\r\x1b[2Kembedding: %lld/%lld chunks",
+                         static_cast<long long>(done), static_cast<long long>(total));
+          }
+        });
+    if (tty) std::fprintf(stderr, "\r\x1b[2K");
+    if (!embed_summary) return Fail(embed_summary.error());
+    if (Status saved = (*vectors)->Save(); !saved.ok()) return Fail(saved);
+    embedded = embed_summary->chunks;
+  }
 
   if (options.json) {
     nlohmann::json skipped = nlohmann::json::array();
@@ -78,6 +106,7 @@ int RunIngest(const GlobalOptions& global, const IngestCliOptions& options) {
                           {"unchanged", summary->unchanged}, {"skipped", summary->skipped},
                           {"chunks", summary->chunks},       {"bytes", summary->bytes},
                           {"skipped_files", skipped}};
+    if (embedded >= 0) out["embedded"] = embedded;
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
@@ -88,6 +117,10 @@ int RunIngest(const GlobalOptions& global, const IngestCliOptions& options) {
               static_cast<long long>(summary->unchanged), static_cast<long long>(summary->skipped));
   std::printf("%lld chunk(s) written, %s read\n", static_cast<long long>(summary->chunks),
               HumanBytes(summary->bytes).c_str());
+  if (embedded >= 0) {
+    std::printf("%lld chunk(s) embedded with %s\n", static_cast<long long>(embedded),
+                embedder->id().c_str());
+  }
   if (!summary->skipped_files.empty()) {
     std::printf("skipped:\n");
     for (const auto& s : summary->skipped_files) {
@@ -108,6 +141,8 @@ void AddIngestCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
   cmd->add_option("--include", options->include, "Only files matching these globs");
   cmd->add_option("--exclude", options->exclude, "Skip files matching these globs");
   cmd->add_flag("--json", options->json, "Print the summary as JSON");
+  cmd->add_option("--embed-model", options->embed_model,
+                  "Also embed the new chunks with this model (GGUF) for dense and hybrid search");
   cmd->callback([&global, &exit_code, options] { exit_code = RunIngest(global, *options); });
 }
 

@@ -1,13 +1,17 @@
-// xnai search QUERY [--collection NAME] [-k N] [--json]
+// xnai search QUERY [--collection NAME] [-k N] [--json] [--mode M --embed-model PATH]
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
 #include "index/lexical.h"
+#include "index/retriever.h"
+#include "llm/local_llm.h"
 #include "server/routes/routes.h"
 
 namespace xnai::cli {
@@ -18,6 +22,8 @@ struct SearchCliOptions {
   std::string collection;
   int k = 0;  // 0 = search.default_k
   bool json = false;
+  std::string mode;         // empty: hybrid with --embed-model, else lexical
+  std::string embed_model;  // for dense and hybrid
 };
 
 // One line per hit on the terminal: runs of whitespace become one space.
@@ -53,12 +59,33 @@ int RunSearch(const GlobalOptions& global, const SearchCliOptions& options) {
   }
   auto opened = OpenDataDir(*config);
   if (!opened) return Fail(opened.error());
-  index::LexicalQuery query;
+  index::RetrievalQuery query;
   query.text = options.query;
   query.k = k;
   if (!options.collection.empty()) query.collection = options.collection;
-  auto hits = index::LexicalSearch(*opened->store, query);
-  if (!hits) return Fail(hits.error());
+  if (!options.mode.empty()) {
+    auto mode = index::ParseRetrievalMode(options.mode);
+    if (!mode) return Fail(mode.error());
+    query.mode = *mode;
+  }
+  std::unique_ptr<llm::LocalEmbedder> embedder;
+  if (!options.embed_model.empty()) {
+    auto loaded = llm::LocalEmbedder::Load(
+        options.embed_model, "", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    if (!loaded) return Fail(loaded.error());
+    embedder = std::move(*loaded);
+  } else if (query.mode && *query.mode != index::RetrievalMode::kLexical) {
+    return Fail(Status::InvalidArgument("--mode " + options.mode + " needs --embed-model"));
+  }
+  auto vectors = OpenVectorIndex(*config, *opened->store);
+  if (!vectors) return Fail(vectors.error());
+  index::Retriever retriever(*opened->store, vectors->get(), embedder.get(),
+                             RetrieverOptionsFrom(*config));
+  auto result = retriever.Retrieve(query);
+  if (!result) return Fail(result.error());
+  std::vector<store::SearchHit> hits_list;
+  for (auto& r : result->chunks) hits_list.push_back(std::move(r.hit));
+  auto* hits = &hits_list;
 
   if (options.json) {
     nlohmann::json out = nlohmann::json::array();
@@ -89,11 +116,16 @@ int RunSearch(const GlobalOptions& global, const SearchCliOptions& options) {
 
 void AddSearchCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
   auto options = std::make_shared<SearchCliOptions>();
-  CLI::App* cmd = app.add_subcommand("search", "Search the ingested documents (BM25)");
+  CLI::App* cmd = app.add_subcommand(
+      "search", "Search the ingested documents (BM25, embeddings or both)");
   cmd->add_option("query", options->query, "What to look for")->required();
   cmd->add_option("--collection,-c", options->collection, "Only this collection");
   cmd->add_option("-k", options->k, "Number of results (default search.default_k)");
   cmd->add_flag("--json", options->json, "Print hits as JSON");
+  cmd->add_option("--mode", options->mode,
+                  "lexical, dense or hybrid (default: hybrid with --embed-model, else lexical)");
+  cmd->add_option("--embed-model", options->embed_model,
+                  "The embedding model (GGUF) the documents' vectors were made with");
   cmd->callback([&global, &exit_code, options] { exit_code = RunSearch(global, *options); });
 }
 

@@ -267,6 +267,9 @@ int RunServe(const GlobalOptions& global, const ServeOptions& options) {
   // /ready), so orchestrators see the process alive at once.
   OpenedStore opened;
   std::unique_ptr<ingest::Ingester> ingester;
+  std::unique_ptr<index::VectorIndex> vectors;
+  std::unique_ptr<index::Retriever> retriever;
+  std::unique_ptr<index::EmbeddingWorker> embedding_worker;
   Status open_status;
   std::thread opener([&] {
     auto result = OpenDataDir(*config);
@@ -278,8 +281,25 @@ int RunServe(const GlobalOptions& global, const ServeOptions& options) {
     }
     opened = std::move(*result);
     ingester = std::make_unique<ingest::Ingester>(*opened.store, *opened.blobs);
+    auto opened_vectors = OpenVectorIndex(*config, *opened.store);
+    if (!opened_vectors) {
+      open_status = opened_vectors.error();
+      log::Error("store.open_failed", {{"error", open_status.ToString()}});
+      http.Shutdown();
+      return;
+    }
+    vectors = std::move(*opened_vectors);
+    retriever = std::make_unique<index::Retriever>(*opened.store, vectors.get(), app.embedder,
+                                                   RetrieverOptionsFrom(*config));
     if (opened.created && !options.seed_docs.empty())
       SeedDocs(*config, *ingester, options.seed_docs);
+    if (app.embedder) {
+      embedding_worker =
+          std::make_unique<index::EmbeddingWorker>(*opened.store, *vectors, *app.embedder);
+      embedding_worker->Start();
+      app.embedding_worker = embedding_worker.get();
+    }
+    app.retriever = retriever.get();
     app.blobs = opened.blobs.get();
     app.ingester = ingester.get();
     app.store = opened.store.get();
@@ -300,6 +320,14 @@ int RunServe(const GlobalOptions& global, const ServeOptions& options) {
   if (*remote) (*remote)->Drain();
   opener.join();
   // Routes may still hold pointers until Run returns; now it is safe to close.
+  app.embedding_worker = nullptr;
+  app.retriever = nullptr;
+  if (embedding_worker) embedding_worker->Stop();  // saves the index files
+  if (vectors) {
+    if (Status saved = vectors->Save(); !saved.ok()) {
+      log::Warn("vectors.save_failed", {{"error", saved.ToString()}});
+    }
+  }
   app.store = nullptr;
   if (!open_status.ok()) return Fail(open_status);
   return kExitOk;
@@ -320,7 +348,8 @@ void AddServeCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
   cmd->add_option("--alias", options->aliases,
                   "The id of the --model at the same position (default: file name without .gguf)");
   cmd->add_option("--embed-model", options->embed_model,
-                  "An embedding model (GGUF, BERT family) for /v1/embeddings");
+                  "An embedding model (GGUF, BERT family): /v1/embeddings, and dense and hybrid "
+                  "search over the documents (new chunks are embedded in the background)");
   cmd->add_option("--parallel", options->parallel, "Sequences decoded together per model")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--ctx", options->context,

@@ -70,6 +70,23 @@ Result<OpenedStore> OpenDataDir(const Config& config) {
   return opened;
 }
 
+Result<std::unique_ptr<index::VectorIndex>> OpenVectorIndex(const Config& config,
+                                                            store::Store& store) {
+  index::VectorIndexOptions options;
+  options.dir = std::filesystem::path(config.data.dir) / "vectors";
+  options.hnsw_threshold = config.search.hnsw_threshold;
+  options.embed_batch = config.search.embed_batch;
+  return index::VectorIndex::Open(store, options);
+}
+
+index::RetrieverOptions RetrieverOptionsFrom(const Config& config) {
+  index::RetrieverOptions options;
+  options.rrf_k = config.search.rrf_k;
+  options.lexical_weight = config.search.lexical_weight;
+  options.dense_weight = config.search.dense_weight;
+  return options;
+}
+
 Result<std::unique_ptr<gguf::GgufFile>> OpenModelFile(const std::string& path) {
   auto file = gguf::OpenGguf(path);
   if (!file && file.error().code() == Status::Code::kInvalidArgument) {

@@ -9,6 +9,8 @@
 #include "base/status.h"
 #include "engine/model.h"
 #include "gguf/gguf_reader.h"
+#include "index/retriever.h"
+#include "index/vector_index.h"
 #include "store/blob_store.h"
 #include "store/store.h"
 
@@ -51,6 +53,12 @@ struct OpenedStore {
 };
 Result<OpenedStore> OpenDataDir(const Config& config);
 
+// The vector index of the data directory (`<data>/vectors`), with the
+// [search] settings; and the Retriever settings from [search].
+Result<std::unique_ptr<index::VectorIndex>> OpenVectorIndex(const Config& config,
+                                                            store::Store& store);
+index::RetrieverOptions RetrieverOptionsFrom(const Config& config);
+
 // Opens a GGUF file for the engine commands; a file that is not GGUF is a
 // runtime error (Corruption, exit 1), not a usage error.
 Result<std::unique_ptr<gguf::GgufFile>> OpenModelFile(const std::string& path);
@@ -74,6 +82,7 @@ void ApplyKvCacheChoice(const std::string& choice, engine::ModelOptions& options
 void AddServeCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddIngestCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddSearchCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+void AddReindexCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddConfigCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddVersionCommand(CLI::App& app, int& exit_code);
 void AddModelCommand(CLI::App& app, int& exit_code);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   AddServeCommand(app, global, exit_code);
   AddIngestCommand(app, global, exit_code);
   AddSearchCommand(app, global, exit_code);
+  AddReindexCommand(app, global, exit_code);
   AddConfigCommand(app, global, exit_code);
   AddModelCommand(app, exit_code);
   AddTokenizeCommands(app, exit_code);

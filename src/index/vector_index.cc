@@ -32,7 +32,8 @@ Status FaissError(const std::string& what, const std::exception& e) {
 }
 
 std::string ReindexHint(const std::string& collection) {
-  return "run `xnai reindex --collection " + collection + "` to embed it again";
+  return "run `xnai reindex --embed-model MODEL.gguf --collection " + collection +
+         "` to embed it again";
 }
 
 }  // namespace

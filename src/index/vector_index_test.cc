@@ -101,7 +101,7 @@ TEST_F(VectorIndexTest, AnotherModelIsRefusedUntilReindex) {
   auto refused = index->EmbedPending("docs", other);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code(), Status::Code::kFailedPrecondition);
-  EXPECT_NE(refused.error().message().find("xnai reindex --collection docs"), std::string::npos)
+  EXPECT_NE(refused.error().message().find("--collection docs"), std::string::npos)
       << refused.error().message();
   auto q = other.Embed({"tea"}, nullptr).value()[0];
   auto search = index->Search(std::nullopt, q, other.id(), 3);

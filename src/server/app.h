@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/config.h"
+#include "index/embedding_worker.h"
 #include "index/retriever.h"
 #include "ingest/ingester.h"
 #include "llm/llm.h"
@@ -30,6 +31,9 @@ struct AppContext {
   std::atomic<ingest::Ingester*> ingester{nullptr};
   // Lexical, dense and hybrid retrieval over the store: set with the store.
   std::atomic<index::Retriever*> retriever{nullptr};
+  // Embeds newly ingested chunks in the background; null without an
+  // embedding model. Set with the store.
+  std::atomic<index::EmbeddingWorker*> embedding_worker{nullptr};
   // Models for /v1/*: set before the server starts, owned by the caller.
   std::vector<llm::Llm*> chat_models;
   llm::Embedder* embedder = nullptr;

@@ -44,6 +44,11 @@ Response Ingested(store::Store& store, const std::vector<ingest::FileOutcome>& o
   return JsonResponse({{"documents", docs}, {"skipped", skipped_json}}, changed ? 201 : 200);
 }
 
+// New chunks get their vectors in the background.
+void NotifyEmbedder(AppContext& app, const std::string& collection) {
+  if (index::EmbeddingWorker* worker = app.embedding_worker.load()) worker->Notify(collection);
+}
+
 Response UploadMultipart(AppContext& app, Request& req) {
   store::Store& store = *app.store.load();
   auto boundary = MultipartBoundary(req.Header("content-type"));
@@ -82,6 +87,7 @@ Response UploadMultipart(AppContext& app, Request& req) {
       return ErrorResponse(outcome.error().WithContext("file '" + file->filename + "'" + done));
     }
     outcomes.push_back(*outcome);
+    NotifyEmbedder(app, collection);
   }
   return Ingested(store, outcomes, {});
 }
@@ -106,6 +112,7 @@ Response UploadJson(AppContext& app, Request& req) {
         {*resolved}, options, [&](int64_t, int64_t, const ingest::FileOutcome& o) {
           if (o.kind != ingest::FileOutcome::Kind::kSkipped) outcomes.push_back(o);
         });
+    NotifyEmbedder(app, *collection);
     if (!summary) return ErrorResponse(summary.error());
     return Ingested(store, outcomes, summary->skipped_files);
   }
@@ -124,6 +131,7 @@ Response UploadJson(AppContext& app, Request& req) {
   std::string name = filename->empty() ? "text.txt" : *filename;
   auto outcome = app.ingester.load()->IngestBytes(options, name, *text, *title, source);
   if (!outcome) return ErrorResponse(outcome.error());
+  NotifyEmbedder(app, *collection);
   return Ingested(store, {*outcome}, {});
 }
 

@@ -16,6 +16,26 @@ void AddHealthRoutes(Router& router, AppContext& app) {
     // Liveness stays "ok" while a remote model is down: restarting this
     // process would not bring it back. The models say what is degraded.
     if (app.models_status) body["models"] = app.models_status();
+    if (store::Store* store = app.store.load()) {
+      if (auto stats = store->Stats()) {
+        nlohmann::json index = {{"collections", stats->collections},
+                                {"documents", stats->documents},
+                                {"chunks", stats->chunks},
+                                {"vectors", stats->vectors},
+                                {"db_bytes", stats->db_bytes},
+                                {"embedding_model", nullptr}};
+        if (app.embedder) index["embedding_model"] = app.embedder->id();
+        if (index::EmbeddingWorker* worker = app.embedding_worker.load()) {
+          const auto w = worker->status();
+          index["embedding"] = {{"busy", w.busy},
+                                {"collection", w.collection},
+                                {"queued", w.queued},
+                                {"embedded", w.embedded},
+                                {"last_error", w.last_error}};
+        }
+        body["index"] = std::move(index);
+      }
+    }
     return JsonResponse(body);
   });
 
