@@ -12,6 +12,7 @@ void BuildRouter(Router& router, AppContext& app) {
   routes::AddDocumentRoutes(router, app);
   routes::AddSearchRoutes(router, app);
   routes::AddOpenAiRoutes(router, app);
+  routes::AddWebRoutes(router, app);
 }
 
 }  // namespace xnai::server

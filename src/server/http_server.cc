@@ -112,8 +112,11 @@ std::string MethodLabel(std::string_view method) {
 
 bool IsPublicEndpoint(const Request& request) {
   if (request.method != "GET" && request.method != "HEAD") return false;
+  // The web UI's static files hold no data (the UI asks for the API key and
+  // sends it with its API calls), so a browser can load them without one.
   return request.path == "/health" || request.path == "/ready" || request.path == "/metrics" ||
-         request.path == "/openapi.json";
+         request.path == "/openapi.json" || request.path == "/" ||
+         request.path == "/favicon.svg" || request.path.rfind("/assets/", 0) == 0;
 }
 
 // Splits the request target into the decoded path and query parameters.

@@ -17,6 +17,8 @@ void AddCollectionRoutes(Router& router, AppContext& app);
 void AddDocumentRoutes(Router& router, AppContext& app);
 void AddSearchRoutes(Router& router, AppContext& app);
 void AddOpenAiRoutes(Router& router, AppContext& app);
+// The embedded web UI: GET /, /assets/{file} and top-level files (web_routes.cc).
+void AddWebRoutes(Router& router, AppContext& app);
 
 // JSON views of store records (the API's wire format).
 nlohmann::json CollectionJson(const store::Collection& c);
