@@ -1,16 +1,13 @@
 // xnai ingest PATH... [--collection NAME]: files and folders into the store.
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
-#include "llm/local_llm.h"
 #include "ingest/ingester.h"
 
 namespace xnai::cli {
@@ -71,8 +68,7 @@ int RunIngest(const GlobalOptions& global, const IngestCliOptions& options) {
   // Loaded before ingesting: a bad model path fails before any work.
   std::unique_ptr<llm::LocalEmbedder> embedder;
   if (!options.embed_model.empty()) {
-    auto loaded = llm::LocalEmbedder::Load(
-        options.embed_model, "", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    auto loaded = LoadEmbedder(options.embed_model);
     if (!loaded) return Fail(loaded.error());
     embedder = std::move(*loaded);
   }

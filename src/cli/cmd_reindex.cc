@@ -1,13 +1,10 @@
 // xnai reindex --embed-model PATH [--collection NAME]: embeds every chunk of
 // a collection (or of all) again with this model, after a model change.
-#include <algorithm>
 #include <cstdio>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
-#include "llm/local_llm.h"
 
 namespace xnai::cli {
 namespace {
@@ -25,10 +22,7 @@ int RunReindex(const GlobalOptions& global, const ReindexOptions& options) {
     return Fail(Status::NotFound("no data in '" + config->data.dir +
                                  "' yet: add documents with 'xnai ingest PATH'"));
   }
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto embedder = llm::LocalEmbedder::Load(options.embed_model, "", threads);
+  auto embedder = LoadEmbedder(options.embed_model, options.threads);
   if (!embedder) return Fail(embedder.error());
   auto opened = OpenDataDir(*config);
   if (!opened) return Fail(opened.error());

@@ -1,9 +1,7 @@
 // xnai search QUERY [--collection NAME] [-k N] [--json] [--mode M --embed-model PATH]
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -11,7 +9,6 @@
 #include "cli/common.h"
 #include "index/lexical.h"
 #include "index/retriever.h"
-#include "llm/local_llm.h"
 #include "server/routes/routes.h"
 
 namespace xnai::cli {
@@ -70,8 +67,7 @@ int RunSearch(const GlobalOptions& global, const SearchCliOptions& options) {
   }
   std::unique_ptr<llm::LocalEmbedder> embedder;
   if (!options.embed_model.empty()) {
-    auto loaded = llm::LocalEmbedder::Load(
-        options.embed_model, "", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    auto loaded = LoadEmbedder(options.embed_model);
     if (!loaded) return Fail(loaded.error());
     embedder = std::move(*loaded);
   } else if (query.mode && *query.mode != index::RetrievalMode::kLexical) {

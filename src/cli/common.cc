@@ -1,8 +1,10 @@
 #include "cli/common.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -85,6 +87,11 @@ index::RetrieverOptions RetrieverOptionsFrom(const Config& config) {
   options.lexical_weight = config.search.lexical_weight;
   options.dense_weight = config.search.dense_weight;
   return options;
+}
+
+Result<std::unique_ptr<llm::LocalEmbedder>> LoadEmbedder(const std::string& path, int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return llm::LocalEmbedder::Load(path, "", threads);
 }
 
 Result<std::unique_ptr<gguf::GgufFile>> OpenModelFile(const std::string& path) {

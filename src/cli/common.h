@@ -11,6 +11,7 @@
 #include "gguf/gguf_reader.h"
 #include "index/retriever.h"
 #include "index/vector_index.h"
+#include "llm/local_llm.h"
 #include "store/blob_store.h"
 #include "store/store.h"
 
@@ -58,6 +59,9 @@ Result<OpenedStore> OpenDataDir(const Config& config);
 Result<std::unique_ptr<index::VectorIndex>> OpenVectorIndex(const Config& config,
                                                             store::Store& store);
 index::RetrieverOptions RetrieverOptionsFrom(const Config& config);
+// An embedding model (GGUF) for a CLI command; threads 0 = every core.
+Result<std::unique_ptr<llm::LocalEmbedder>> LoadEmbedder(const std::string& path,
+                                                         int threads = 0);
 
 // Opens a GGUF file for the engine commands; a file that is not GGUF is a
 // runtime error (Corruption, exit 1), not a usage error.

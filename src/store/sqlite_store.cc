@@ -907,17 +907,11 @@ Result<std::vector<Document>> SqliteStore::ListDocuments(
   return out;
 }
 
-Result<std::vector<Chunk>> SqliteStore::GetChunks(int64_t document_id) {
-  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
-  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
-  XNAI_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(reader.db(), document_id));
-  if (!doc) return Err(DocumentNotFound(document_id));
-  XNAI_ASSIGN_OR_RETURN(
-      Stmt stmt, Stmt::Prepare(reader.db(),
-                               "SELECT id, document_id, ordinal, text, char_begin, char_end,"
-                               " token_count, section, page FROM chunks"
-                               " WHERE document_id = ?1 ORDER BY ordinal"));
-  stmt.BindInt(1, document_id);
+namespace {
+
+// Rows of (id, document_id, ordinal, text, char_begin, char_end, token_count,
+// section, page).
+Result<std::vector<Chunk>> ReadChunks(Stmt& stmt) {
   std::vector<Chunk> out;
   while (true) {
     XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -935,6 +929,22 @@ Result<std::vector<Chunk>> SqliteStore::GetChunks(int64_t document_id) {
     out.push_back(std::move(c));
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<Chunk>> SqliteStore::GetChunks(int64_t document_id) {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Document> doc, LoadDocument(reader.db(), document_id));
+  if (!doc) return Err(DocumentNotFound(document_id));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt, Stmt::Prepare(reader.db(),
+                               "SELECT id, document_id, ordinal, text, char_begin, char_end,"
+                               " token_count, section, page FROM chunks"
+                               " WHERE document_id = ?1 ORDER BY ordinal"));
+  stmt.BindInt(1, document_id);
+  return ReadChunks(stmt);
 }
 
 Result<Document> SqliteStore::DeleteDocument(int64_t id) {
@@ -1254,23 +1264,7 @@ Result<std::vector<Chunk>> SqliteStore::ChunksWithoutVectors(const std::string& 
                                " (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = k.id)"
                                " ORDER BY k.id LIMIT ?3"));
   stmt.BindInt(1, collection_id).BindInt(2, after_chunk_id).BindInt(3, limit);
-  std::vector<Chunk> out;
-  while (true) {
-    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    Chunk c;
-    c.id = stmt.ColumnInt(0);
-    c.document_id = stmt.ColumnInt(1);
-    c.ordinal = static_cast<int32_t>(stmt.ColumnInt(2));
-    c.text = stmt.ColumnText(3);
-    c.char_begin = stmt.ColumnInt(4);
-    c.char_end = stmt.ColumnInt(5);
-    c.token_count = static_cast<int32_t>(stmt.ColumnInt(6));
-    c.section = stmt.ColumnText(7);
-    c.page = static_cast<int32_t>(stmt.ColumnInt(8));
-    out.push_back(std::move(c));
-  }
-  return out;
+  return ReadChunks(stmt);
 }
 
 Result<int64_t> SqliteStore::PutVectors(const std::string& collection, const std::string& model,
