@@ -123,8 +123,23 @@ std::filesystem::path VectorIndex::FileFor(int64_t collection_id) const {
 
 // --- keeping up with the Store -----------------------------------------------
 
+// One collection's place in the map: the index searches use, and a lock
+// that lets one thread at a time build its replacement.
+struct VectorIndex::Slot {
+  std::mutex rebuild;
+  std::shared_ptr<Space> current;  // guarded by VectorIndex::mutex_
+};
+
+bool VectorIndex::WantsRebuild(const Space& space) const {
+  // Too many hidden vectors, or grown past the exact-search size.
+  const bool sweep = space.dead > 1024 && space.dead * 4 > space.live() + space.dead;
+  const bool grow = !space.hnsw && space.live() >= options_.hnsw_threshold;
+  return sweep || grow;
+}
+
 Result<std::shared_ptr<VectorIndex::Space>> VectorIndex::Sync(const std::string& collection) {
   XNAI_ASSIGN_OR_RETURN(std::optional<store::VectorSpace> row, store_.GetVectorSpace(collection));
+  std::shared_ptr<Slot> slot;
   std::shared_ptr<Space> space;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -132,33 +147,50 @@ Result<std::shared_ptr<VectorIndex::Space>> VectorIndex::Sync(const std::string&
       spaces_.erase(collection);
       return std::shared_ptr<Space>();
     }
-    auto& slot = spaces_[collection];
-    if (!slot) slot = std::make_shared<Space>();
-    space = slot;
+    auto& entry = spaces_[collection];
+    if (!entry) entry = std::make_shared<Slot>();
+    slot = entry;
+    space = slot->current;
   }
-  {
-    std::shared_lock<std::shared_mutex> read(space->mutex);
-    if (space->index && space->collection_id == row->collection_id &&
-        space->model == row->model && space->dim == row->dim &&
-        space->applied_seq >= row->log_head) {
-      return space;
+  auto same_space = [&](const Space& s) {
+    return s.index && s.collection_id == row->collection_id && s.model == row->model &&
+           s.dim == row->dim && s.applied_seq >= row->log_floor;
+  };
+  if (space) {
+    {
+      std::shared_lock<std::shared_mutex> read(space->mutex);
+      if (same_space(*space) && space->applied_seq >= row->log_head) return space;
     }
-  }
-  std::unique_lock<std::shared_mutex> write(space->mutex);
-  const bool same_space = space->index && space->collection_id == row->collection_id &&
-                          space->model == row->model && space->dim == row->dim;
-  if (!same_space || space->applied_seq < row->log_floor) {
-    if (!space->index && LoadFile(*space, *row)) {
+    std::unique_lock<std::shared_mutex> write(space->mutex);
+    if (same_space(*space)) {
       if (space->applied_seq < row->log_head) {
         XNAI_RETURN_IF_ERROR(Replay(*space, collection, *row));
       }
-    } else {
-      XNAI_RETURN_IF_ERROR(Rebuild(*space, collection, *row));
+      if (!WantsRebuild(*space)) return space;
     }
-  } else if (space->applied_seq < row->log_head) {
-    XNAI_RETURN_IF_ERROR(Replay(*space, collection, *row));
   }
-  return space;
+  // A new index is built aside while searches go on with the current one
+  // (if any); one thread builds, the others keep using what there is.
+  std::unique_lock<std::mutex> building(slot->rebuild, std::defer_lock);
+  if (space) {
+    if (!building.try_lock()) return space;
+  } else {
+    building.lock();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (slot->current) return slot->current;  // built while this thread waited
+  }
+  auto fresh = std::make_shared<Space>();
+  if (!space && LoadFile(*fresh, *row)) {
+    if (fresh->applied_seq < row->log_head) {
+      XNAI_RETURN_IF_ERROR(Replay(*fresh, collection, *row));
+    }
+    if (WantsRebuild(*fresh)) XNAI_RETURN_IF_ERROR(Rebuild(*fresh, collection, *row));
+  } else {
+    XNAI_RETURN_IF_ERROR(Rebuild(*fresh, collection, *row));
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  slot->current = fresh;
+  return fresh;
 }
 
 Status VectorIndex::Rebuild(Space& space, const std::string& collection,
@@ -167,7 +199,10 @@ Status VectorIndex::Rebuild(Space& space, const std::string& collection,
   try {
     // Changes after row.log_head are replayed later; one that is also in the
     // listing below is applied twice, which Add and Remove allow.
-    space.Reset(row, row.vectors >= options_.hnsw_threshold, options_);
+    XNAI_ASSIGN_OR_RETURN(std::optional<store::VectorSpace> now,
+                          store_.GetVectorSpace(collection));
+    const int64_t expected = now ? now->vectors : row.vectors;
+    space.Reset(row, expected >= options_.hnsw_threshold, options_);
     space.applied_seq = row.log_head;
     int64_t after = 0;
     while (true) {
@@ -234,14 +269,6 @@ Status VectorIndex::Replay(Space& space, const std::string& collection,
   }
   space.applied_seq = std::max(seq, row.log_head);
   if (!final_state.empty()) space.dirty = true;
-  // Too many hidden vectors, or grown past the exact-search size: rebuild.
-  const bool sweep = space.dead > 1024 && space.dead * 4 > space.live() + space.dead;
-  const bool grow = !space.hnsw && space.live() >= options_.hnsw_threshold;
-  if (sweep || grow) {
-    store::VectorSpace now = row;
-    now.vectors = space.live();
-    return Rebuild(space, collection, now);
-  }
   return Status::Ok();
 }
 
@@ -358,7 +385,7 @@ Status VectorIndex::Save() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = spaces_.find(c.name);
-      if (it != spaces_.end()) space = it->second;
+      if (it != spaces_.end()) space = it->second->current;
     }
     if (!space) continue;
     std::unique_lock<std::shared_mutex> write(space->mutex);

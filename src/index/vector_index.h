@@ -8,7 +8,9 @@
 // Exact inner-product search (vectors are L2-normalized: cosine) for small
 // collections; HNSW once a collection holds `hnsw_threshold` vectors.
 // Removed vectors are hidden at search time and swept by a rebuild once they
-// are a quarter of the index.
+// are a quarter of the index. A rebuild (a sweep, the switch to HNSW, a
+// model change) is built aside: searches go on with the current index
+// meanwhile, and only one thread builds.
 //
 // Embedding: EmbedPending embeds a collection's chunks that have no vector
 // yet, in batches, each batch stored before the next, so a run that is
@@ -111,6 +113,7 @@ class VectorIndex {
 
  private:
   struct Space;
+  struct Slot;
   VectorIndex(store::Store& store, VectorIndexOptions options);
   // The collection's index, brought up to date with the Store (loaded from
   // its file or rebuilt when needed); null when the collection has no
@@ -120,12 +123,13 @@ class VectorIndex {
   Status Replay(Space& space, const std::string& collection, const store::VectorSpace& row);
   bool LoadFile(Space& space, const store::VectorSpace& row);
   Status SaveFile(Space& space);
+  bool WantsRebuild(const Space& space) const;
   std::filesystem::path FileFor(int64_t collection_id) const;
 
   store::Store& store_;
   VectorIndexOptions options_;
   std::mutex mutex_;  // guards spaces_
-  std::map<std::string, std::shared_ptr<Space>> spaces_;
+  std::map<std::string, std::shared_ptr<Slot>> spaces_;
 };
 
 }  // namespace xnai::index

@@ -190,6 +190,34 @@ TEST_F(VectorIndexTest, LargeCollectionsUseHnswAndStillFindTheNearest) {
             std::vector<std::string>{"item17 word3 thing6"});
 }
 
+TEST_F(VectorIndexTest, AnExactIndexThatGrowsPastTheThresholdBecomesHnsw) {
+  options_.hnsw_threshold = 50;
+  auto texts = [](int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i < to; ++i) out.push_back("entry" + std::to_string(i) + " common");
+    return out;
+  };
+  Put("docs", "a", texts(0, 40));
+  auto index = Open();
+  ASSERT_TRUE(index->EmbedPending("docs", embedder_).has_value());
+  EXPECT_FALSE(index->Stats().value()[0].hnsw);
+  EXPECT_EQ(Top(*index, "entry7 common", 1, embedder_),
+            std::vector<std::string>{"entry7 common"});
+  Put("docs", "b", texts(40, 70));
+  ASSERT_TRUE(index->EmbedPending("docs", embedder_).has_value());
+  auto stats = index->Stats().value();
+  EXPECT_TRUE(stats[0].hnsw);
+  EXPECT_EQ(stats[0].vectors, 70);
+  EXPECT_EQ(Top(*index, "entry63 common", 1, embedder_),
+            std::vector<std::string>{"entry63 common"});
+  // Deleting most of it sweeps the hidden vectors away (dead > 1024 is the
+  // floor for a sweep, so at this size they stay hidden, never returned).
+  ASSERT_TRUE(store_->DeleteDocument(store_->FindDocument("docs", "b").value()->id).has_value());
+  for (const auto& text : Top(*index, "entry63 common", 70, embedder_)) {
+    EXPECT_NE(text, "entry63 common");
+  }
+}
+
 TEST_F(VectorIndexTest, TextsTooLongForTheModelAreEmbeddedByTheirStart) {
   WordEmbedder small("small", 64, 60);
   Put("docs", "a", {"short one", std::string(200, 'x') + " tail words here", "another short"});
