@@ -335,6 +335,19 @@ int Run(int argc, char** argv) {
                     {"vectors_made", embedded->chunks},
                     {"vectors_and_index_seconds", vectors_seconds},
                     {"note", "query embedding excluded (a stand-in returns a ready vector)"}};
+    // The vector index alone (no store lookups, no fusion).
+    {
+      auto timing = time_queries([&](const std::string& text) -> Result<size_t> {
+        int64_t tokens = 0;
+        XNAI_ASSIGN_OR_RETURN(auto v, embedder.Embed({text}, &tokens));
+        XNAI_ASSIGN_OR_RETURN(auto hits, (*vectors)->Search(kCollection, v[0], embedder.id(),
+                                                            k_hits));
+        return hits.size();
+      });
+      if (!timing) return FailWith(kName, timing.error());
+      out["vectors"]["search_p50_ms"] = Percentile(timing->ms, 50);
+      out["vectors"]["search_p99_ms"] = Percentile(timing->ms, 99);
+    }
     index::Retriever retriever(**store, vectors->get(), &embedder);
     for (auto mode : {index::RetrievalMode::kDense, index::RetrievalMode::kHybrid}) {
       index::RetrievalQuery rq;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
@@ -126,10 +127,38 @@ Result<RetrievalResult> Retriever::Retrieve(const RetrievalQuery& query) {
   }
   const bool filtered =
       !query.source_prefix.empty() || query.updated_after || query.updated_before;
-  const int candidates = std::min(
-      kMaxCandidates, query.k * std::max(1, options_.candidate_factor) * (filtered ? 4 : 1));
+  const int candidates =
+      std::min(kMaxCandidates, std::max(query.k * std::max(1, options_.candidate_factor),
+                                        query.k + 10) *
+                                   (filtered ? 4 : 1));
 
   // Both lists, best first.
+  // The dense list: the query embedded, the nearest vectors, their chunks.
+  struct DenseList {
+    std::vector<DenseHit> nearest;
+    std::vector<store::SearchHit> hits;  // in `nearest` order, deleted ones left out
+    double embed_ms = 0;
+  };
+  auto dense_list = [&]() -> Result<DenseList> {
+    DenseList list;
+    const auto embed_started = std::chrono::steady_clock::now();
+    int64_t tokens = 0;
+    XNAI_ASSIGN_OR_RETURN(auto embedded, embedder_->Embed({query.text}, &tokens));
+    list.embed_ms = MillisSince(embed_started);
+    XNAI_ASSIGN_OR_RETURN(list.nearest, vectors_->Search(query.collection, embedded[0],
+                                                         embedder_->id(), candidates));
+    std::vector<int64_t> ids;
+    for (const DenseHit& d : list.nearest) ids.push_back(d.chunk_id);
+    XNAI_ASSIGN_OR_RETURN(list.hits, store_.GetHits(ids));
+    return list;
+  };
+  // Hybrid: the dense list (mostly embedding the query) is made on another
+  // thread while BM25 runs here.
+  std::future<Result<DenseList>> dense_pending;
+  if (result.mode == RetrievalMode::kHybrid) {
+    dense_pending = std::async(std::launch::async, dense_list);
+  }
+
   std::vector<store::SearchHit> lexical;
   if (result.mode != RetrievalMode::kDense) {
     LexicalQuery lq{query.text, query.collection, std::min(candidates, 10000)};
@@ -144,16 +173,11 @@ Result<RetrievalResult> Retriever::Retrieve(const RetrievalQuery& query) {
   std::vector<DenseHit> dense;
   std::vector<store::SearchHit> dense_hits;
   if (result.mode != RetrievalMode::kLexical) {
-    const auto embed_started = std::chrono::steady_clock::now();
-    int64_t tokens = 0;
-    XNAI_ASSIGN_OR_RETURN(auto embedded, embedder_->Embed({query.text}, &tokens));
-    result.embed_ms = MillisSince(embed_started);
-    XNAI_ASSIGN_OR_RETURN(dense,
-                          vectors_->Search(query.collection, embedded[0], embedder_->id(),
-                                           candidates));
-    std::vector<int64_t> ids;
-    for (const DenseHit& d : dense) ids.push_back(d.chunk_id);
-    XNAI_ASSIGN_OR_RETURN(dense_hits, store_.GetHits(ids));
+    Result<DenseList> list = dense_pending.valid() ? dense_pending.get() : dense_list();
+    if (!list) return Err(list.error());
+    dense = std::move(list->nearest);
+    dense_hits = std::move(list->hits);
+    result.embed_ms = list->embed_ms;
   }
 
   // Fusion.

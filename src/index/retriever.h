@@ -72,8 +72,10 @@ struct RetrieverOptions {
   double rrf_k = 60;
   double lexical_weight = 1.0;
   double dense_weight = 1.0;
-  // Each list is asked for k * candidate_factor hits before fusion and filters.
-  int candidate_factor = 4;
+  // Each list is asked for max(k * candidate_factor, k + 10) hits before
+  // fusion and filters (4x that with a filter). Deeper lists cost BM25 time
+  // (at 100k chunks: p99 12 ms for 10 hits, 22 ms for 20, 33 ms for 40).
+  int candidate_factor = 2;
   // Chunks whose normalized text shingles overlap at least this much
   // (Jaccard) with a better hit are dropped as near-duplicates.
   double duplicate_jaccard = 0.9;

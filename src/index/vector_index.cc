@@ -2,9 +2,11 @@
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/impl/FaissAssert.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +19,7 @@
 
 #include "base/files.h"
 #include "base/log.h"
+#include "index/flat_storage.h"
 
 namespace xnai::index {
 
@@ -34,6 +37,17 @@ Status FaissError(const std::string& what, const std::exception& e) {
 std::string ReindexHint(const std::string& collection) {
   return "run `xnai reindex --embed-model MODEL.gguf --collection " + collection +
          "` to embed it again";
+}
+
+// Puts the engine's SIMD distances under an HNSW graph (the storage keeps
+// the vectors; FAISS writes and reads it as the IndexFlat it is).
+void UseFastStorage(faiss::IndexHNSW& hnsw) {
+  auto* flat = dynamic_cast<faiss::IndexFlat*>(hnsw.storage);
+  FAISS_THROW_IF_NOT_MSG(flat != nullptr, "HNSW storage is not flat");
+  std::unique_ptr<FlatIpStorage> fast = FlatIpStorage::Adopt(*flat);
+  if (hnsw.own_fields) delete hnsw.storage;
+  hnsw.storage = fast.release();
+  hnsw.own_fields = true;
 }
 
 }  // namespace
@@ -65,9 +79,10 @@ struct VectorIndex::Space {
                                                       faiss::METRIC_INNER_PRODUCT);
       h->hnsw.efConstruction = options.hnsw_ef_construction;
       h->hnsw.efSearch = options.hnsw_ef_search;
+      UseFastStorage(*h);
       index = std::move(h);
     } else {
-      index = std::make_unique<faiss::IndexFlatIP>(static_cast<int>(dim));
+      index = std::make_unique<FlatIpStorage>(dim);
     }
     label_chunk.clear();
     chunk_label.clear();
@@ -199,9 +214,7 @@ Status VectorIndex::Rebuild(Space& space, const std::string& collection,
   try {
     // Changes after row.log_head are replayed later; one that is also in the
     // listing below is applied twice, which Add and Remove allow.
-    XNAI_ASSIGN_OR_RETURN(std::optional<store::VectorSpace> now,
-                          store_.GetVectorSpace(collection));
-    const int64_t expected = now ? now->vectors : row.vectors;
+    XNAI_ASSIGN_OR_RETURN(int64_t expected, store_.CountVectors(collection));
     space.Reset(row, expected >= options_.hnsw_threshold, options_);
     space.applied_seq = row.log_head;
     int64_t after = 0;
@@ -342,6 +355,11 @@ bool VectorIndex::LoadFile(Space& space, const store::VectorSpace& row) {
     }
     if (auto* h = dynamic_cast<faiss::IndexHNSWFlat*>(space.index.get())) {
       h->hnsw.efSearch = options_.hnsw_ef_search;
+      UseFastStorage(*h);
+    } else if (auto* flat = dynamic_cast<faiss::IndexFlat*>(space.index.get())) {
+      space.index = FlatIpStorage::Adopt(*flat);
+    } else {
+      return reject("not an index kind xnai writes");
     }
   } catch (const std::exception& e) {
     space.index.reset();
@@ -426,7 +444,8 @@ Result<EmbedSummary> VectorIndex::EmbedPending(const std::string& collection,
         embedder.id() + "' (" + std::to_string(embedder.dim()) + "): " + ReindexHint(collection)));
   }
   XNAI_ASSIGN_OR_RETURN(store::Collection info, store_.GetCollection(collection));
-  const int64_t total = std::max<int64_t>(0, info.chunk_count - space->vectors);
+  XNAI_ASSIGN_OR_RETURN(int64_t stored, store_.CountVectors(collection));
+  const int64_t total = std::max<int64_t>(0, info.chunk_count - stored);
 
   EmbedSummary summary;
   int64_t after = 0;
@@ -508,9 +527,12 @@ Result<std::vector<DenseHit>> VectorIndex::Search(const std::optional<std::strin
   if (collection && !collection->empty()) {
     names.push_back(*collection);
   } else {
-    XNAI_ASSIGN_OR_RETURN(auto all, store_.ListCollections());
-    for (const auto& c : all) names.push_back(c.name);
+    XNAI_ASSIGN_OR_RETURN(names, store_.CollectionsWithVectors());
   }
+  // One query needs no parallel region: FAISS would wake OpenMP threads that
+  // then spin-wait, burning a core for nothing (this only sets the calling
+  // thread's team size; building an index elsewhere keeps every core).
+  omp_set_num_threads(1);
   std::vector<DenseHit> hits;
   for (const std::string& name : names) {
     XNAI_ASSIGN_OR_RETURN(std::shared_ptr<Space> space, Sync(name));

@@ -176,6 +176,8 @@ class FakeStore : public store::Store {
                                             int64_t) override {
     return Err(NoVectors());
   }
+  Result<int64_t> CountVectors(const std::string&) override { return Err(NoVectors()); }
+  Result<std::vector<std::string>> CollectionsWithVectors() override { return Err(NoVectors()); }
   Result<std::vector<store::Chunk>> ChunksWithoutVectors(const std::string&, int64_t,
                                                          int) override {
     return Err(NoVectors());

@@ -1184,8 +1184,8 @@ Result<std::optional<VectorSpace>> LoadVectorSpace(sqlite3* db, int64_t collecti
       Stmt stmt,
       Stmt::Prepare(db,
                     "SELECT s.model, s.dim, s.log_floor,"
-                    " (SELECT count(*) FROM chunk_vectors v WHERE v.collection_id = ?1),"
-                    " (SELECT coalesce(max(seq), 0) FROM vector_log l WHERE l.collection_id = ?1)"
+                    // A bare max() so SQLite reads it off the index's end.
+                    " (SELECT max(seq) FROM vector_log l WHERE l.collection_id = ?1)"
                     " FROM vector_spaces s WHERE s.collection_id = ?1"));
   stmt.BindInt(1, collection_id);
   XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -1195,8 +1195,7 @@ Result<std::optional<VectorSpace>> LoadVectorSpace(sqlite3* db, int64_t collecti
   space.model = stmt.ColumnText(0);
   space.dim = stmt.ColumnInt(1);
   space.log_floor = stmt.ColumnInt(2);
-  space.vectors = stmt.ColumnInt(3);
-  space.log_head = std::max(stmt.ColumnInt(4), space.log_floor);
+  space.log_head = std::max(stmt.ColumnIsNull(3) ? 0 : stmt.ColumnInt(3), space.log_floor);
   return std::optional<VectorSpace>(std::move(space));
 }
 
@@ -1248,6 +1247,34 @@ Result<VectorSpace> SqliteStore::SetVectorSpace(const std::string& collection,
   if (!space) return Err(Status::Internal("vector space vanished inside a transaction"));
   XNAI_RETURN_IF_ERROR(txn.Commit());
   return *space;
+}
+
+Result<std::vector<std::string>> SqliteStore::CollectionsWithVectors() {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(Stmt stmt, Stmt::Prepare(reader.db(),
+                                                 "SELECT c.name FROM vector_spaces s JOIN"
+                                                 " collections c ON c.id = s.collection_id"
+                                                 " ORDER BY c.name"));
+  std::vector<std::string> names;
+  while (true) {
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    names.push_back(stmt.ColumnText(0));
+  }
+  return names;
+}
+
+Result<int64_t> SqliteStore::CountVectors(const std::string& collection) {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(int64_t collection_id, CollectionId(reader.db(), collection));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      Stmt::Prepare(reader.db(), "SELECT count(*) FROM chunk_vectors WHERE collection_id = ?1"));
+  stmt.BindInt(1, collection_id);
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return Err(Status::Internal("count returned no row"));
+  return stmt.ColumnInt(0);
 }
 
 Result<std::vector<Chunk>> SqliteStore::ChunksWithoutVectors(const std::string& collection,

@@ -86,6 +86,8 @@ class SqliteStore final : public Store {
   Result<std::optional<VectorSpace>> GetVectorSpace(const std::string& collection) override;
   Result<VectorSpace> SetVectorSpace(const std::string& collection, const std::string& model,
                                      int64_t dim) override;
+  Result<std::vector<std::string>> CollectionsWithVectors() override;
+  Result<int64_t> CountVectors(const std::string& collection) override;
   Result<std::vector<Chunk>> ChunksWithoutVectors(const std::string& collection,
                                                   int64_t after_chunk_id, int limit) override;
   Result<int64_t> PutVectors(const std::string& collection, const std::string& model,

@@ -113,7 +113,6 @@ struct VectorSpace {
   int64_t collection_id = 0;
   std::string model;  // the embedding model's id
   int64_t dim = 0;
-  int64_t vectors = 0;    // vectors stored
   int64_t log_head = 0;   // highest change sequence number of the collection, 0 if none
   int64_t log_floor = 0;  // changes with seq <= this may be gone from the log
 };
@@ -191,6 +190,10 @@ class Store {
   // InvalidArgument for an empty model or dim < 1.
   virtual Result<VectorSpace> SetVectorSpace(const std::string& collection,
                                              const std::string& model, int64_t dim) = 0;
+  // The names of the collections that have a vector space, by name.
+  virtual Result<std::vector<std::string>> CollectionsWithVectors() = 0;
+  // How many vectors the collection holds (a count: not for every query).
+  virtual Result<int64_t> CountVectors(const std::string& collection) = 0;
   // Up to `limit` chunks of the collection that have no vector, by id,
   // with id > after_chunk_id.
   virtual Result<std::vector<Chunk>> ChunksWithoutVectors(const std::string& collection,

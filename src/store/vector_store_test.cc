@@ -44,12 +44,14 @@ TEST_F(VectorStoreTest, ASpaceIsNeededAndMustMatchTheModel) {
   ASSERT_OK_AND_ASSIGN(VectorSpace space, store_->SetVectorSpace("docs", "m", 2));
   EXPECT_EQ(space.model, "m");
   EXPECT_EQ(space.dim, 2);
-  EXPECT_EQ(space.vectors, 0);
+  EXPECT_EQ(store_->CountVectors("docs").value(), 0);
   EXPECT_CODE(store_->PutVectors("docs", "other", {Vec(ids[0], 1, 0)}), kFailedPrecondition);
   EXPECT_CODE(store_->PutVectors("docs", "m", {{ids[0], {1, 0, 0}}}), kInvalidArgument);
   ASSERT_OK_AND_ASSIGN(int64_t stored, store_->PutVectors("docs", "m", {Vec(ids[0], 1, 0)}));
   EXPECT_EQ(stored, 1);
   EXPECT_EQ(store_->Stats().value().vectors, 1);
+  ASSERT_TRUE(store_->CreateCollection("other", "").has_value());
+  EXPECT_EQ(store_->CollectionsWithVectors().value(), std::vector<std::string>{"docs"});
 }
 
 TEST_F(VectorStoreTest, PendingChunksVectorsAndTheLog) {
@@ -87,7 +89,7 @@ TEST_F(VectorStoreTest, PendingChunksVectorsAndTheLog) {
   EXPECT_TRUE(log[3].added);
   EXPECT_LT(log[2].seq, log[3].seq);
   const VectorSpace space = store_->GetVectorSpace("docs").value().value();
-  EXPECT_EQ(space.vectors, 2);
+  EXPECT_EQ(store_->CountVectors("docs").value(), 2);
   EXPECT_EQ(space.log_head, log[3].seq);
 }
 
@@ -123,10 +125,12 @@ TEST_F(VectorStoreTest, AnotherModelClearsTheSpaceAndTrimRaisesTheFloor) {
   ASSERT_OK(store_->PutVectors("docs", "m", {Vec(ids[0], 1, 0), Vec(ids[1], 0, 1)}));
   // Same model again: nothing changes.
   ASSERT_OK_AND_ASSIGN(VectorSpace same, store_->SetVectorSpace("docs", "m", 2));
-  EXPECT_EQ(same.vectors, 2);
+  EXPECT_EQ(same.model, "m");
+  EXPECT_EQ(store_->CountVectors("docs").value(), 2);
   ASSERT_OK_AND_ASSIGN(VectorSpace other, store_->SetVectorSpace("docs", "m2", 3));
   EXPECT_EQ(other.model, "m2");
-  EXPECT_EQ(other.vectors, 0);
+  EXPECT_EQ(store_->CountVectors("docs").value(), 0);
+  EXPECT_CODE(store_->CountVectors("nope"), kNotFound);
   EXPECT_EQ(store_->ChunksWithoutVectors("docs", 0, 10).value().size(), 2u);
 
   ASSERT_OK(store_->TrimVectorLog("docs", other.log_head));
