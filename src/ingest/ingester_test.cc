@@ -199,6 +199,20 @@ class FakeStore : public store::Store {
   }
   Status TrimVectorLog(const std::string&, int64_t) override { return NoVectors(); }
   static Status NoVectors() { return Status::Unsupported("the fake store has no vectors"); }
+  // Nor are conversations.
+  Result<store::Conversation> CreateConversation(const std::string&) override {
+    return Err(NoVectors());
+  }
+  Result<store::Conversation> GetConversation(int64_t) override { return Err(NoVectors()); }
+  Result<std::vector<store::Conversation>> ListConversations(int, int) override {
+    return Err(NoVectors());
+  }
+  Result<store::Conversation> RenameConversation(int64_t, const std::string&) override {
+    return Err(NoVectors());
+  }
+  Result<store::Conversation> DeleteConversation(int64_t) override { return Err(NoVectors()); }
+  Result<store::Message> AddMessage(const store::Message&) override { return Err(NoVectors()); }
+  Result<std::vector<store::Message>> GetMessages(int64_t) override { return Err(NoVectors()); }
 
   Result<store::StoreStats> Stats() override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -168,6 +168,27 @@ CREATE TRIGGER collections_vector_log_delete AFTER DELETE ON collections BEGIN
 END;
 )sql";
 
+// Migration 4: conversations and their messages (the history of /api/ask).
+constexpr const char* kMigration4 = R"sql(
+CREATE TABLE conversations (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  title      TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX conversations_by_updated ON conversations(updated_at, id);
+CREATE TABLE messages (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+  role            TEXT NOT NULL,
+  content         TEXT NOT NULL,
+  sources         TEXT NOT NULL DEFAULT '[]',
+  status          TEXT NOT NULL DEFAULT 'complete',
+  created_at      INTEGER NOT NULL
+);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+)sql";
+
 // --- ranking -------------------------------------------------------------------
 //
 // xnai_bm25(chunks_fts, k, skip_phrases, w_text, w_section): FTS5's bm25()
@@ -456,6 +477,7 @@ const std::vector<SqliteMigration>& SqliteMigrations() {
       {1, "collections, documents, chunks, chunks_fts", kMigration1},
       {2, "collection_id in chunks and chunks_fts", kMigration2},
       {3, "vector_spaces, chunk_vectors, vector_log", kMigration3},
+      {4, "conversations, messages", kMigration4},
   };
   return kMigrations;
 }
@@ -1418,6 +1440,193 @@ Status SqliteStore::TrimVectorLog(const std::string& collection, int64_t up_to_s
   floor.BindInt(1, collection_id).BindInt(2, up_to_seq);
   XNAI_RETURN_IF_ERROR(floor.Exec());
   return txn.Commit();
+}
+
+// --- conversations ---------------------------------------------------------------
+
+namespace {
+
+constexpr size_t kMaxTitleBytes = 200;
+constexpr const char* kConversationSelect =
+    "SELECT c.id, c.title, c.created_at, c.updated_at,"
+    " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) FROM conversations c ";
+
+Conversation ReadConversation(const Stmt& stmt) {
+  Conversation c;
+  c.id = stmt.ColumnInt(0);
+  c.title = stmt.ColumnText(1);
+  c.created_at = stmt.ColumnInt(2);
+  c.updated_at = stmt.ColumnInt(3);
+  c.message_count = stmt.ColumnInt(4);
+  return c;
+}
+
+Status ConversationNotFound(int64_t id) {
+  return Status::NotFound("conversation " + std::to_string(id) + " does not exist");
+}
+
+Result<std::optional<Conversation>> LoadConversation(sqlite3* db, int64_t id) {
+  XNAI_ASSIGN_OR_RETURN(Stmt stmt,
+                        Stmt::Prepare(db, std::string(kConversationSelect) + "WHERE c.id = ?1"));
+  stmt.BindInt(1, id);
+  XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<Conversation>();
+  return std::optional<Conversation>(ReadConversation(stmt));
+}
+
+// A title cut to kMaxTitleBytes on a UTF-8 boundary; InvalidArgument when empty.
+Result<std::string> CleanTitle(const std::string& title) {
+  if (title.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Err(Status::InvalidArgument("conversation title is empty"));
+  }
+  if (title.size() <= kMaxTitleBytes) return title;
+  size_t cut = kMaxTitleBytes;
+  while (cut > 0 && (static_cast<unsigned char>(title[cut]) & 0xC0) == 0x80) --cut;
+  return title.substr(0, cut);
+}
+
+}  // namespace
+
+Result<Conversation> SqliteStore::CreateConversation(const std::string& title) {
+  XNAI_ASSIGN_OR_RETURN(std::string clean, CleanTitle(title));
+  XNAI_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(Stmt insert,
+                        Stmt::Prepare(writer_,
+                                      "INSERT INTO conversations (title, created_at, updated_at)"
+                                      " VALUES (?1, ?2, ?2)"));
+  insert.BindText(1, clean).BindInt(2, Now());
+  XNAI_RETURN_IF_ERROR(insert.Exec());
+  XNAI_ASSIGN_OR_RETURN(std::optional<Conversation> c,
+                        LoadConversation(writer_, sqlite3_last_insert_rowid(writer_)));
+  if (!c) return Err(Status::Internal("conversation vanished inside a transaction"));
+  XNAI_RETURN_IF_ERROR(txn.Commit());
+  return *c;
+}
+
+Result<Conversation> SqliteStore::GetConversation(int64_t id) {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(std::optional<Conversation> c, LoadConversation(reader.db(), id));
+  if (!c) return Err(ConversationNotFound(id));
+  return *c;
+}
+
+Result<std::vector<Conversation>> SqliteStore::ListConversations(int limit, int offset) {
+  if (limit < 1 || offset < 0) {
+    return Err(Status::InvalidArgument("limit must be >= 1 and offset >= 0"));
+  }
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt, Stmt::Prepare(reader.db(), std::string(kConversationSelect) +
+                                                "ORDER BY c.updated_at DESC, c.id DESC"
+                                                " LIMIT ?1 OFFSET ?2"));
+  stmt.BindInt(1, limit).BindInt(2, offset);
+  std::vector<Conversation> out;
+  while (true) {
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    out.push_back(ReadConversation(stmt));
+  }
+  return out;
+}
+
+Result<Conversation> SqliteStore::RenameConversation(int64_t id, const std::string& title) {
+  XNAI_ASSIGN_OR_RETURN(std::string clean, CleanTitle(title));
+  XNAI_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt update,
+      Stmt::Prepare(writer_, "UPDATE conversations SET title = ?1, updated_at = ?2 WHERE id = ?3"));
+  update.BindText(1, clean).BindInt(2, Now()).BindInt(3, id);
+  XNAI_RETURN_IF_ERROR(update.Exec());
+  XNAI_ASSIGN_OR_RETURN(std::optional<Conversation> c, LoadConversation(writer_, id));
+  if (!c) return Err(ConversationNotFound(id));
+  XNAI_RETURN_IF_ERROR(txn.Commit());
+  return *c;
+}
+
+Result<Conversation> SqliteStore::DeleteConversation(int64_t id) {
+  XNAI_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Conversation> c, LoadConversation(writer_, id));
+  if (!c) return Err(ConversationNotFound(id));
+  XNAI_ASSIGN_OR_RETURN(Stmt del,
+                        Stmt::Prepare(writer_, "DELETE FROM conversations WHERE id = ?1"));
+  del.BindInt(1, id);
+  XNAI_RETURN_IF_ERROR(del.Exec());
+  XNAI_RETURN_IF_ERROR(txn.Commit());
+  return *c;
+}
+
+Result<Message> SqliteStore::AddMessage(const Message& message) {
+  if (message.role != "user" && message.role != "assistant") {
+    return Err(Status::InvalidArgument("message role must be user or assistant"));
+  }
+  const std::string status = message.status.empty() ? "complete" : message.status;
+  if (status != "complete" && status != "interrupted") {
+    return Err(Status::InvalidArgument("message status must be complete or interrupted"));
+  }
+  XNAI_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  XNAI_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(writer_));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Conversation> c,
+                        LoadConversation(writer_, message.conversation_id));
+  if (!c) return Err(ConversationNotFound(message.conversation_id));
+  const int64_t now = Now();
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt insert,
+      Stmt::Prepare(writer_,
+                    "INSERT INTO messages (conversation_id, role, content, sources, status,"
+                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  insert.BindInt(1, message.conversation_id)
+      .BindText(2, message.role)
+      .BindText(3, message.content)
+      .BindText(4, message.sources.empty() ? "[]" : message.sources)
+      .BindText(5, status)
+      .BindInt(6, now);
+  XNAI_RETURN_IF_ERROR(insert.Exec());
+  Message stored = message;
+  stored.id = sqlite3_last_insert_rowid(writer_);
+  stored.status = status;
+  if (stored.sources.empty()) stored.sources = "[]";
+  stored.created_at = now;
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt touch, Stmt::Prepare(writer_, "UPDATE conversations SET updated_at = ?1 WHERE id = ?2"));
+  touch.BindInt(1, now).BindInt(2, message.conversation_id);
+  XNAI_RETURN_IF_ERROR(touch.Exec());
+  XNAI_RETURN_IF_ERROR(txn.Commit());
+  return stored;
+}
+
+Result<std::vector<Message>> SqliteStore::GetMessages(int64_t conversation_id) {
+  XNAI_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  XNAI_RETURN_IF_ERROR(BeginRead(reader.db()));
+  XNAI_ASSIGN_OR_RETURN(std::optional<Conversation> c,
+                        LoadConversation(reader.db(), conversation_id));
+  if (!c) return Err(ConversationNotFound(conversation_id));
+  XNAI_ASSIGN_OR_RETURN(
+      Stmt stmt, Stmt::Prepare(reader.db(),
+                               "SELECT id, role, content, sources, status, created_at FROM"
+                               " messages WHERE conversation_id = ?1 ORDER BY id"));
+  stmt.BindInt(1, conversation_id);
+  std::vector<Message> out;
+  while (true) {
+    XNAI_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    Message m;
+    m.id = stmt.ColumnInt(0);
+    m.conversation_id = conversation_id;
+    m.role = stmt.ColumnText(1);
+    m.content = stmt.ColumnText(2);
+    m.sources = stmt.ColumnText(3);
+    m.status = stmt.ColumnText(4);
+    m.created_at = stmt.ColumnInt(5);
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 Result<StoreStats> SqliteStore::Stats() {

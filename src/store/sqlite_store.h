@@ -99,6 +99,14 @@ class SqliteStore final : public Store {
                                                   int64_t after_seq, int limit) override;
   Status TrimVectorLog(const std::string& collection, int64_t up_to_seq) override;
 
+  Result<Conversation> CreateConversation(const std::string& title) override;
+  Result<Conversation> GetConversation(int64_t id) override;
+  Result<std::vector<Conversation>> ListConversations(int limit, int offset) override;
+  Result<Conversation> RenameConversation(int64_t id, const std::string& title) override;
+  Result<Conversation> DeleteConversation(int64_t id) override;
+  Result<Message> AddMessage(const Message& message) override;
+  Result<std::vector<Message>> GetMessages(int64_t conversation_id) override;
+
   Result<StoreStats> Stats() override;
 
   const std::filesystem::path& path() const { return path_; }

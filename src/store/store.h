@@ -128,6 +128,26 @@ struct VectorChange {
   bool added = false;  // false: removed
 };
 
+// --- conversations (the answers' history) ---------------------------------
+
+struct Conversation {
+  int64_t id = 0;
+  std::string title;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;  // last message or rename
+  int64_t message_count = 0;
+};
+
+struct Message {
+  int64_t id = 0;
+  int64_t conversation_id = 0;
+  std::string role;      // "user" | "assistant"
+  std::string content;
+  std::string sources;   // JSON array of the sources an answer cited from ("[]" for none)
+  std::string status;    // "complete" | "interrupted" (an answer that stopped midway)
+  int64_t created_at = 0;
+};
+
 struct StoreStats {
   int64_t collections = 0;
   int64_t documents = 0;
@@ -216,6 +236,22 @@ class Store {
                                                           int64_t after_seq, int limit) = 0;
   // Forgets the collection's log entries up to `up_to_seq` (raising its floor).
   virtual Status TrimVectorLog(const std::string& collection, int64_t up_to_seq) = 0;
+
+  // --- conversations ---
+  // InvalidArgument for an empty title (titles are cut to 200 bytes).
+  virtual Result<Conversation> CreateConversation(const std::string& title) = 0;
+  virtual Result<Conversation> GetConversation(int64_t id) = 0;  // NotFound
+  // Most recently updated first; InvalidArgument for limit < 1 or offset < 0.
+  virtual Result<std::vector<Conversation>> ListConversations(int limit, int offset) = 0;
+  virtual Result<Conversation> RenameConversation(int64_t id, const std::string& title) = 0;
+  // Deletes it with its messages; returns what it was. NotFound.
+  virtual Result<Conversation> DeleteConversation(int64_t id) = 0;
+  // Appends a message (id, created_at set here) and bumps the conversation's
+  // updated_at. NotFound for an unknown conversation; InvalidArgument for a
+  // role or status outside the sets above.
+  virtual Result<Message> AddMessage(const Message& message) = 0;
+  // Oldest first. NotFound for an unknown conversation.
+  virtual Result<std::vector<Message>> GetMessages(int64_t conversation_id) = 0;
 
   virtual Result<StoreStats> Stats() = 0;
 };
